@@ -1,0 +1,1 @@
+"""HTTP JSON API: parse → call a service → shape the answer."""

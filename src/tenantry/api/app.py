@@ -1,0 +1,102 @@
+"""The application factory: routers, problem handlers, request ids, logs and metrics."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+from fastapi import FastAPI
+from prometheus_client import Counter, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tenantry import __version__
+from tenantry.api import problems
+from tenantry.api.routes import audit, auth, health, tenants
+from tenantry.authz.engine import start_decision_log
+from tenantry.config import Settings, get_settings
+from tenantry.db.engine import sqlite_write_intent
+from tenantry.db.session import Database
+from tenantry.logging import configure, request_id_var
+
+log = logging.getLogger("tenantry.http")
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+REQUESTS = Counter("tenantry_http_requests_total", "HTTP requests", ["method", "route", "status"])
+LATENCY = Histogram("tenantry_http_request_seconds", "HTTP request latency", ["method", "route"])
+
+
+class RequestContextMiddleware:
+    """Request id in and out, one access-log line, metrics by route template, authz decision log."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        incoming = headers.get(b"x-request-id", b"").decode("latin-1")
+        rid = incoming if incoming and len(incoming) <= 64 and incoming.isprintable() else uuid.uuid4().hex
+        token = request_id_var.set(rid)
+        # SQLite: read-only requests need not take the write lock at BEGIN. Set here, in the
+        # request's own task, so the thread-pool copies of the context inherit it.
+        sqlite_write_intent.set(scope["method"] not in _SAFE_METHODS)
+        scope.setdefault("state", {})["request_id"] = rid
+        scope["state"]["authz_decisions"] = start_decision_log()
+        status = 500
+        started = time.perf_counter()
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            elapsed = time.perf_counter() - started
+            REQUESTS.labels(scope["method"], path, str(status)).inc()
+            LATENCY.labels(scope["method"], path).observe(elapsed)
+            if log.isEnabledFor(logging.INFO):
+                log.info("request", extra={"fields": {"method": scope["method"], "path": scope["path"],
+                                                      "status": status, "ms": round(elapsed * 1000, 2)}})
+            request_id_var.reset(token)
+
+
+def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure(settings.log_level, settings.log_format)
+    app = FastAPI(
+        title="Tenantry",
+        version=__version__,
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+        max_body_size=settings.max_body_bytes,
+        responses={
+            400: {"description": "Unreadable request", "model": problems_model()},
+            413: {"description": "Request body too large", "model": problems_model()},
+            422: {"description": "Invalid input", "model": problems_model()},
+        },
+    )
+    app.state.settings = settings
+    app.state.db = db or Database(settings.database_url)
+    problems.install(app)
+    for module in (health, auth, tenants, audit):
+        app.include_router(module.router)
+    app.add_middleware(RequestContextMiddleware)
+    return app
+
+
+def problems_model() -> Any:
+    from tenantry.api.schemas import Problem
+
+    return Problem

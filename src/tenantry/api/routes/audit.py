@@ -1,0 +1,102 @@
+"""`/api/v1/audit` and `/api/v1/tenants/{tenant}/audit`: filtered pages and streamed export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
+
+from tenantry.api.deps import CtxDep, TenantCtxDep
+from tenantry.api.schemas import Page
+from tenantry.api.schemas.audit import AuditEventOut
+from tenantry.db import scoping
+from tenantry.services import audit
+from tenantry.services.context import ServiceContext
+
+router = APIRouter(tags=["audit"])
+
+CSV_COLUMNS = ["id", "occurred_at", "tenant_id", "actor_type", "actor_id", "actor_label", "impersonator_id",
+               "action", "target_type", "target_id", "before", "after", "ip", "user_agent", "request_id"]
+
+
+def audit_filter(
+    actor_id: uuid.UUID | None = None,
+    action: Annotated[str | None, Query(max_length=64)] = None,
+    target_type: Annotated[str | None, Query(max_length=64)] = None,
+    target_id: Annotated[str | None, Query(max_length=64)] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> audit.AuditFilter:
+    return audit.AuditFilter(actor_id, action, target_type, target_id, since, until)
+
+
+FilterDep = Annotated[audit.AuditFilter, Depends(audit_filter)]
+Format = Literal["json", "jsonl", "csv"]
+
+
+def _stream(request: Request, ctx: ServiceContext, flt: audit.AuditFilter, fmt: Format) -> StreamingResponse:
+    audit.export_events(ctx, flt)  # authorizes now, before the first byte is sent
+    db, principal, tenant = request.app.state.db, ctx.principal, ctx.tenant
+
+    def rows() -> Iterator[str]:
+        # The request's session may be closed once streaming starts; read with our own.
+        with db.unit_of_work() as session:
+            own = ServiceContext(session=session, principal=principal, meta=ctx.meta)
+            if tenant is not None:
+                own.tenant = tenant
+                scoping.enter_tenant(session, tenant.id)
+            if fmt == "csv":
+                buf = io.StringIO()
+                writer = csv.writer(buf)
+                writer.writerow(CSV_COLUMNS)
+                yield buf.getvalue()
+            for event in audit.export_events(own, flt):
+                d = audit.as_dict(event)
+                if fmt == "jsonl":
+                    yield json.dumps(d) + "\n"
+                    continue
+                buf = io.StringIO()
+                csv.writer(buf).writerow([
+                    d["id"], d["occurred_at"], d["tenant_id"], d["actor"]["type"], d["actor"]["id"],
+                    d["actor"]["label"], d["impersonator_id"], d["action"], d["target"]["type"],
+                    d["target"]["id"], json.dumps(d["before"]), json.dumps(d["after"]), d["ip"],
+                    d["user_agent"], d["request_id"],
+                ])
+                yield buf.getvalue()
+
+    media = "application/x-ndjson" if fmt == "jsonl" else "text/csv; charset=utf-8"
+    ext = "jsonl" if fmt == "jsonl" else "csv"
+    return StreamingResponse(rows(), media_type=media,
+                             headers={"Content-Disposition": f'attachment; filename="audit.{ext}"'})
+
+
+def _page(ctx: ServiceContext, flt: audit.AuditFilter, limit: int, cursor: str | None) -> Page[AuditEventOut]:
+    page = audit.list_events(ctx, flt, limit=limit, cursor=cursor)
+    return Page(items=[AuditEventOut(**audit.as_dict(e)) for e in page.items], next_cursor=page.next_cursor)
+
+
+Limit = Annotated[int, Query(ge=1, le=500)]
+Cursor = Annotated[str | None, Query(max_length=200)]
+
+
+@router.get("/api/v1/audit", response_model=Page[AuditEventOut])
+def list_events(request: Request, ctx: CtxDep, flt: FilterDep, limit: Limit = 50, cursor: Cursor = None,
+                format: Format = "json"):  # type: ignore[no-untyped-def]  # noqa: A002
+    if format != "json":
+        return _stream(request, ctx, flt, format)
+    return _page(ctx, flt, limit, cursor)
+
+
+@router.get("/api/v1/tenants/{tenant}/audit", response_model=Page[AuditEventOut])
+def list_tenant_events(request: Request, ctx: TenantCtxDep, flt: FilterDep, limit: Limit = 50,
+                       cursor: Cursor = None, format: Format = "json"):  # type: ignore[no-untyped-def]  # noqa: A002
+    if format != "json":
+        return _stream(request, ctx, flt, format)
+    return _page(ctx, flt, limit, cursor)

@@ -1,0 +1,38 @@
+"""Who is acting: computed once per request or command, then only read."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Literal
+
+PrincipalKind = Literal["user", "alias", "api_key", "system", "anonymous"]
+
+
+@dataclass(frozen=True)
+class Principal:
+    kind: PrincipalKind
+    user_id: uuid.UUID | None = None
+    label: str = ""
+    is_superadmin: bool = False
+    # Set for API keys: `read` keys may only use read permissions; a key may be tied to one tenant.
+    key_id: uuid.UUID | None = None
+    key_scope: Literal["read", "read_write"] = "read_write"
+    key_tenant_id: uuid.UUID | None = None
+    session_id: uuid.UUID | None = None
+    impersonator_id: uuid.UUID | None = None
+    # Alias users: the parent whose effective permissions cap this principal's (a later issue).
+    ceiling_user_id: uuid.UUID | None = None
+
+    @property
+    def authenticated(self) -> bool:
+        return self.kind != "anonymous"
+
+    @staticmethod
+    def nobody() -> Principal:
+        return Principal(kind="anonymous")
+
+
+def system_principal(reason: str = "system") -> Principal:
+    """Escape: the system itself acting (init, jobs). Allowed everything; audited as `system`."""
+    return Principal(kind="system", label=reason, is_superadmin=True)

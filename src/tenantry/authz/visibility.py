@@ -1,0 +1,48 @@
+"""Which tenants a principal can see, as a decision for one tenant and as a SQL filter."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import ColumnElement, select, true
+from sqlalchemy.orm import Session
+
+from tenantry.authz.catalog import Perm
+from tenantry.authz.engine import check, mark_decided
+from tenantry.authz.principal import Principal
+from tenantry.db.tables import Membership, Tenant
+
+
+def sees_all_tenants(session: Session, principal: Principal) -> bool:
+    return check(session, principal, Perm.TENANT_CROSS_VIEW, None) or check(
+        session, principal, Perm.TENANT_READ, None
+    )
+
+
+def can_see_tenant(session: Session, principal: Principal, tenant_id: uuid.UUID) -> bool:
+    mark_decided("tenant.visible")
+    if principal.key_tenant_id is not None and principal.key_tenant_id != tenant_id:
+        return False
+    return sees_all_tenants(session, principal) or check(session, principal, Perm.TENANT_READ, tenant_id)
+
+
+def tenant_filter(session: Session, principal: Principal) -> ColumnElement[bool]:
+    """SQL condition on `tenants` for list queries: never load-then-filter."""
+    mark_decided("tenant.visible")
+    if principal.key_tenant_id is not None:
+        cond: ColumnElement[bool] = Tenant.id == principal.key_tenant_id
+        return cond if sees_all_tenants(session, principal) or principal.user_id is None else (
+            cond & Tenant.id.in_(_member_tenants(principal))
+        )
+    if sees_all_tenants(session, principal):
+        return true()
+    if principal.user_id is None:
+        return Tenant.id.is_(None)
+    return Tenant.id.in_(_member_tenants(principal))
+
+
+def _member_tenants(principal: Principal):  # type: ignore[no-untyped-def]
+    # Core table, not the mapped class: the membership subquery must span tenants, and it
+    # is narrowed to the principal's own user id right here.
+    m = Membership.__table__
+    return select(m.c.tenant_id).where(m.c.user_id == principal.user_id, m.c.deleted_at.is_(None))

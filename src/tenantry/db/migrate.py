@@ -1,0 +1,59 @@
+"""Run Alembic migrations programmatically, and hand the application role its privileges."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from tenantry.db.engine import make_engine, normalise_url
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def alembic_config(url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", normalise_url(url).replace("%", "%%"))
+    return cfg
+
+
+def upgrade(url: str, revision: str = "head", *, app_url: str | None = None) -> None:
+    """Migrate with the owner `url`; on PostgreSQL grant DML to the app's role if it differs."""
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            cfg = alembic_config(url)
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+            if conn.dialect.name == "postgresql" and app_url:
+                app_user = make_url(normalise_url(app_url)).username
+                owner = conn.execute(text("SELECT current_user")).scalar()
+                if app_user and app_user != owner:
+                    grant_app_role(conn, app_user)
+    finally:
+        engine.dispose()
+
+
+def downgrade(url: str, revision: str = "base") -> None:
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            cfg = alembic_config(url)
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, revision)
+    finally:
+        engine.dispose()
+
+
+def grant_app_role(conn: object, role: str) -> None:
+    quoted = '"' + role.replace('"', '""') + '"'
+    for stmt in (
+        f"GRANT USAGE ON SCHEMA public TO {quoted}",
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {quoted}",
+        f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {quoted}",
+    ):
+        conn.execute(text(stmt))  # type: ignore[attr-defined]

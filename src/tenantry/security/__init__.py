@@ -1,0 +1,1 @@
+"""Pure security helpers: no database, no HTTP."""

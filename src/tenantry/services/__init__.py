@@ -1,0 +1,1 @@
+"""Domain rules, one module per domain. No HTTP, console or CLI imports in here."""

@@ -1,0 +1,158 @@
+"""The only writer of audit events, and their readers (list, export).
+
+`record()` adds the event to the caller's session, so it commits or rolls back together with
+the change it describes. Secrets are redacted before anything is stored.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, select
+
+from tenantry.authz import Perm
+from tenantry.db.tables import AuditEvent
+from tenantry.security.redact import redact
+from tenantry.services.context import ServiceContext
+from tenantry.services.pagination import Page, decode_uuid_cursor, encode_cursor
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def diff(before: dict[str, Any], after: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Only the fields that changed, on both sides."""
+    keys = [k for k in after if before.get(k) != after.get(k)]
+    return {k: before.get(k) for k in keys}, {k: after[k] for k in keys}
+
+
+def record(
+    ctx: ServiceContext,
+    action: str,
+    *,
+    target_type: str = "",
+    target_id: object = None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    tenant_id: uuid.UUID | None | object = ...,
+) -> AuditEvent:
+    p = ctx.principal
+    event = AuditEvent(
+        tenant_id=ctx.tenant_id if tenant_id is ... else tenant_id,
+        actor_type=p.kind if p.key_id is None else "api_key",
+        actor_id=p.key_id or p.user_id,
+        actor_label=p.label,
+        impersonator_id=p.impersonator_id,
+        action=action,
+        target_type=target_type,
+        target_id=str(target_id) if target_id is not None else None,
+        before=redact(_jsonable(before)) if before is not None else None,
+        after=redact(_jsonable(after)) if after is not None else None,
+        ip=ctx.meta.ip,
+        user_agent=(ctx.meta.user_agent or "")[:512] or None,
+        request_id=ctx.meta.request_id,
+    )
+    ctx.session.add(event)
+    return event
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    actor_id: uuid.UUID | None = None
+    action: str | None = None
+    target_type: str | None = None
+    target_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def _query(ctx: ServiceContext, flt: AuditFilter) -> Select[tuple[AuditEvent]]:
+    """Tenant context → that tenant's events only; none → every event (superadmins)."""
+    if ctx.tenant is not None:
+        ctx.require(Perm.AUDIT_READ)
+        stmt = select(AuditEvent).where(AuditEvent.tenant_id == ctx.tenant.id)
+    else:
+        ctx.require(Perm.AUDIT_READ, global_scope=True)
+        stmt = select(AuditEvent)
+    if flt.actor_id:
+        stmt = stmt.where(AuditEvent.actor_id == flt.actor_id)
+    if flt.action:
+        stmt = stmt.where(
+            AuditEvent.action.startswith(flt.action[:-1])
+            if flt.action.endswith("*")
+            else AuditEvent.action == flt.action
+        )
+    if flt.target_type:
+        stmt = stmt.where(AuditEvent.target_type == flt.target_type)
+    if flt.target_id:
+        stmt = stmt.where(AuditEvent.target_id == flt.target_id)
+    if flt.since:
+        stmt = stmt.where(AuditEvent.occurred_at >= flt.since)
+    if flt.until:
+        stmt = stmt.where(AuditEvent.occurred_at < flt.until)
+    return stmt
+
+
+def list_events(ctx: ServiceContext, flt: AuditFilter, *, limit: int, cursor: str | None) -> Page[AuditEvent]:
+    """Newest first; keyset on the time-ordered id."""
+    stmt = _query(ctx, flt)
+    if cursor:
+        stmt = stmt.where(AuditEvent.id < decode_uuid_cursor(cursor))
+    rows = list(ctx.session.scalars(stmt.order_by(AuditEvent.id.desc()).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(items=rows, next_cursor=encode_cursor(str(rows[-1].id)) if more else None)
+
+
+def export_events(ctx: ServiceContext, flt: AuditFilter, *, chunk: int = 500) -> Iterator[AuditEvent]:
+    """All matching events, oldest first, in chunks so memory stays flat.
+
+    The permission check runs here, eagerly, so a caller can fail before streaming begins.
+    """
+    stmt = _query(ctx, flt).order_by(AuditEvent.id)
+    return _chunks(ctx, stmt, chunk)
+
+
+def _chunks(ctx: ServiceContext, stmt: Select[tuple[AuditEvent]], chunk: int) -> Iterator[AuditEvent]:
+    last: uuid.UUID | None = None
+    while True:
+        page = stmt if last is None else stmt.where(AuditEvent.id > last)
+        rows = list(ctx.session.scalars(page.limit(chunk)))
+        yield from rows
+        if len(rows) < chunk:
+            return
+        last = rows[-1].id
+
+
+def as_dict(event: AuditEvent) -> dict[str, Any]:
+    return {
+        "id": str(event.id),
+        "occurred_at": event.occurred_at.isoformat(),
+        "tenant_id": str(event.tenant_id) if event.tenant_id else None,
+        "actor": {
+            "type": event.actor_type,
+            "id": str(event.actor_id) if event.actor_id else None,
+            "label": event.actor_label,
+        },
+        "impersonator_id": str(event.impersonator_id) if event.impersonator_id else None,
+        "action": event.action,
+        "target": {"type": event.target_type, "id": event.target_id},
+        "before": event.before,
+        "after": event.after,
+        "ip": event.ip,
+        "user_agent": event.user_agent,
+        "request_id": event.request_id,
+    }

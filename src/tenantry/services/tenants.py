@@ -1,0 +1,305 @@
+"""Tenants: create, find, list with counts, update, soft delete with the whole family, restore."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from tenantry.authz import Perm, visibility
+from tenantry.db import scoping
+from tenantry.db.base import SoftDeletable, TenantOwned
+from tenantry.db.base import Base as _Base
+from tenantry.db.tables import Membership, Resource, Tenant
+from tenantry.db.types import utcnow
+from tenantry.errors import Conflict, Invalid, NotFound, PermissionDenied, PreconditionFailed
+from tenantry.ids import uuid7
+from tenantry.services import audit
+from tenantry.services.context import ServiceContext
+from tenantry.services.pagination import Page, decode_cursor, encode_cursor
+
+SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
+RESERVED_SLUGS = frozenset({"api", "admin", "static", "new", "all", "me", "www"})
+STATUSES = ("active", "suspended")
+EDITABLE = ("name", "description", "branding_color", "branding_logo_url", "status")
+
+
+@dataclass
+class TenantView:
+    tenant: Tenant
+    member_count: int
+    resource_count: int
+
+
+def normalise_slug(raw: str) -> str:
+    slug = raw.strip().lower()
+    if not SLUG_RE.match(slug):
+        raise Invalid(
+            "slug must be 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'",
+            code="invalid_slug",
+            field="slug",
+        )
+    if slug in RESERVED_SLUGS:
+        raise Invalid(f"slug {slug!r} is reserved", code="slug_reserved", field="slug")
+    return slug
+
+
+def _validate_name(name: str) -> str:
+    name = name.strip()
+    if not name:
+        raise Invalid("name must not be empty", code="invalid_name", field="name")
+    return name
+
+
+def _validate_branding(color: str | None, logo_url: str | None) -> None:
+    if color is not None and not COLOR_RE.match(color):
+        raise Invalid("branding color must look like #rrggbb", code="invalid_color", field="branding.color")
+    if logo_url is not None and not re.match(r"^https://[^\s/$.?#][^\s]*$", logo_url):
+        raise Invalid("logo_url must be an https URL", code="invalid_logo_url", field="branding.logo_url")
+
+
+def snapshot(t: Tenant) -> dict[str, Any]:
+    return {
+        "slug": t.slug,
+        "name": t.name,
+        "description": t.description,
+        "branding_color": t.branding_color,
+        "branding_logo_url": t.branding_logo_url,
+        "status": t.status,
+    }
+
+
+def _lookup(session: Session, ref: str, *, deleted: bool) -> Tenant | None:
+    try:
+        cond = Tenant.id == uuid.UUID(ref)
+    except ValueError:
+        cond = Tenant.slug == ref.strip().lower()
+    stmt = select(Tenant).where(cond)
+    if deleted:
+        stmt = stmt.where(Tenant.deleted_at.is_not(None)).execution_options(include_deleted=True)
+    return session.scalar(stmt)
+
+
+def find_visible(ctx: ServiceContext, ref: str) -> Tenant:
+    """Resolve `{tenant}` (id or slug) to a tenant the principal may see.
+
+    Unknown, deleted and not-visible tenants raise the same NotFound (DESIGN §2). A suspended
+    tenant is visible but closed to everyone except those who may suspend it.
+    """
+    tenant = _lookup(ctx.session, ref, deleted=False)
+    if tenant is None or not visibility.can_see_tenant(ctx.session, ctx.principal, tenant.id):
+        raise NotFound("tenant")
+    if tenant.status == "suspended" and not ctx.can(Perm.TENANT_SUSPEND, global_scope=True):
+        raise PermissionDenied("this tenant is suspended", code="tenant_suspended")
+    return tenant
+
+
+def find_deleted(ctx: ServiceContext, ref: str) -> Tenant:
+    """A tenant in the trash; only those who may delete tenants can see it there."""
+    ctx.require(Perm.TENANT_DELETE, global_scope=True)
+    tenant = _lookup(ctx.session, ref, deleted=True)
+    if tenant is None:
+        raise NotFound("tenant")
+    return tenant
+
+
+def counts(session: Session, tenant_ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple[int, int]]:
+    """Member and resource counts for a page of tenants: two grouped queries, not N+1."""
+    if not tenant_ids:
+        return {}
+    out = {t: [0, 0] for t in tenant_ids}
+    with scoping.cross_tenant(session):
+        for idx, model in enumerate((Membership, Resource)):
+            rows = session.execute(
+                select(model.tenant_id, func.count())
+                .where(model.tenant_id.in_(tenant_ids))
+                .group_by(model.tenant_id)
+            )
+            for tid, n in rows:
+                out[tid][idx] = n
+    return {t: (v[0], v[1]) for t, v in out.items()}
+
+
+def view(ctx: ServiceContext, tenant: Tenant) -> TenantView:
+    m, r = counts(ctx.session, [tenant.id])[tenant.id]
+    return TenantView(tenant, m, r)
+
+
+def get_tenant(ctx: ServiceContext, ref: str) -> TenantView:
+    return view(ctx, find_visible(ctx, ref))
+
+
+def list_tenants(
+    ctx: ServiceContext,
+    *,
+    limit: int,
+    cursor: str | None = None,
+    q: str | None = None,
+    status: str | None = None,
+) -> Page[TenantView]:
+    """Tenants the principal can see, ordered by slug (keyset pagination on the unique slug)."""
+    stmt: Select[tuple[Tenant]] = select(Tenant).where(visibility.tenant_filter(ctx.session, ctx.principal))
+    if q:
+        like = f"%{q.lower()}%"
+        stmt = stmt.where(or_(func.lower(Tenant.name).like(like), Tenant.slug.like(like)))
+    if status:
+        if status not in STATUSES:
+            raise Invalid("status must be active or suspended", code="invalid_status", field="status")
+        stmt = stmt.where(Tenant.status == status)
+    if cursor:
+        stmt = stmt.where(Tenant.slug > decode_cursor(cursor))
+    # The visibility filter reads memberships across tenants for this one user: escape RLS for
+    # this statement only; the filter itself is the tenant boundary here.
+    with scoping.cross_tenant(ctx.session):
+        rows = list(ctx.session.scalars(stmt.order_by(Tenant.slug).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    c = counts(ctx.session, [t.id for t in rows])
+    return Page(
+        items=[TenantView(t, *c[t.id]) for t in rows],
+        next_cursor=encode_cursor(rows[-1].slug) if more else None,
+    )
+
+
+def _slug_taken(session: Session, slug: str) -> bool:
+    stmt = select(Tenant.id).where(Tenant.slug == slug).execution_options(include_deleted=True)
+    return session.scalar(stmt) is not None
+
+
+def create_tenant(
+    ctx: ServiceContext,
+    *,
+    slug: str,
+    name: str,
+    description: str = "",
+    branding_color: str | None = None,
+    branding_logo_url: str | None = None,
+    status: str = "active",
+) -> Tenant:
+    ctx.require(Perm.TENANT_CREATE, global_scope=True)
+    slug = normalise_slug(slug)
+    name = _validate_name(name)
+    _validate_branding(branding_color, branding_logo_url)
+    if status not in STATUSES:
+        raise Invalid("status must be active or suspended", code="invalid_status", field="status")
+    if _slug_taken(ctx.session, slug):
+        raise Conflict(f"slug {slug!r} is taken", code="slug_taken", field="slug")
+    tenant = Tenant(
+        id=uuid7(),
+        slug=slug,
+        name=name,
+        description=description,
+        branding_color=branding_color.lower() if branding_color else None,
+        branding_logo_url=branding_logo_url,
+        status=status,
+    )
+    ctx.session.add(tenant)
+    ctx.session.flush()
+    audit.record(ctx, "tenant.create", target_type="tenant", target_id=tenant.id, after=snapshot(tenant),
+                 tenant_id=tenant.id)
+    return tenant
+
+
+def update_tenant(
+    ctx: ServiceContext, tenant: Tenant, changes: dict[str, Any], *, if_match: int | None = None
+) -> Tenant:
+    """Apply a partial update. `changes` holds only the fields the client sent."""
+    ctx.require(Perm.TENANT_UPDATE, tenant_id=tenant.id)
+    unknown = set(changes) - set(EDITABLE)
+    if unknown:
+        raise Invalid(f"cannot change {', '.join(sorted(unknown))}", code="field_not_editable")
+    if "status" in changes:
+        if changes["status"] not in STATUSES:
+            raise Invalid("status must be active or suspended", code="invalid_status", field="status")
+        if changes["status"] != tenant.status:
+            ctx.require(Perm.TENANT_SUSPEND, global_scope=True)
+    if "name" in changes:
+        changes["name"] = _validate_name(changes["name"] or "")
+    if changes.get("description") is None and "description" in changes:
+        changes["description"] = ""
+    _validate_branding(changes.get("branding_color"), changes.get("branding_logo_url"))
+    if changes.get("branding_color"):
+        changes["branding_color"] = changes["branding_color"].lower()
+    if if_match is not None and if_match != tenant.version:
+        raise PreconditionFailed("the tenant was changed by someone else; reload and retry")
+    before = snapshot(tenant)
+    for key, value in changes.items():
+        setattr(tenant, key, value)
+    after = snapshot(tenant)
+    if before != after:
+        ctx.session.flush()
+        b, a = audit.diff(before, after)
+        action = "tenant.update"
+        if "status" in a:
+            action = "tenant.suspend" if a["status"] == "suspended" else "tenant.reactivate"
+        audit.record(ctx, action, target_type="tenant", target_id=tenant.id, before=b, after=a,
+                     tenant_id=tenant.id)
+    return tenant
+
+
+def _family_models() -> list[type[Any]]:
+    """Every tenant-owned, soft-deletable table: the family that goes to the trash with a tenant."""
+    return [
+        m.class_
+        for m in _Base.registry.mappers
+        if issubclass(m.class_, TenantOwned) and issubclass(m.class_, SoftDeletable)
+    ]
+
+
+def deletion_impact(ctx: ServiceContext, tenant: Tenant) -> dict[str, int]:
+    ctx.require(Perm.TENANT_DELETE, global_scope=True)
+    out: dict[str, int] = {}
+    with scoping.in_tenant(ctx.session, tenant.id):
+        for model in _family_models():
+            out[model.__tablename__] = ctx.session.scalar(select(func.count()).select_from(model)) or 0
+    return out
+
+
+def delete_tenant(
+    ctx: ServiceContext, tenant: Tenant, *, if_match: int | None = None
+) -> tuple[uuid.UUID, dict[str, int]]:
+    """Soft-delete the tenant and its whole family under one deletion batch (set-based)."""
+    ctx.require(Perm.TENANT_DELETE, global_scope=True)
+    if if_match is not None and if_match != tenant.version:
+        raise PreconditionFailed("the tenant was changed by someone else; reload and retry")
+    impact = deletion_impact(ctx, tenant)
+    batch = uuid7()
+    now = utcnow()
+    with scoping.in_tenant(ctx.session, tenant.id):
+        for model in _family_models():
+            ctx.session.execute(
+                update(model).values(deleted_at=now, deletion_batch_id=batch),
+                execution_options={"synchronize_session": False},
+            )
+    tenant.deleted_at = now
+    tenant.deletion_batch_id = batch
+    ctx.session.flush()
+    audit.record(ctx, "tenant.delete", target_type="tenant", target_id=tenant.id,
+                 before=snapshot(tenant), after={"deletion_batch_id": str(batch), "counts": impact},
+                 tenant_id=tenant.id)
+    return batch, impact
+
+
+def restore_tenant(ctx: ServiceContext, tenant: Tenant) -> Tenant:
+    """Bring back exactly the family deleted with the tenant (same batch id, same row ids)."""
+    ctx.require(Perm.TRASH_RESTORE, global_scope=True)
+    batch = tenant.deletion_batch_id
+    with scoping.in_tenant(ctx.session, tenant.id), scoping.include_deleted(ctx.session):
+        for model in _family_models():
+            ctx.session.execute(
+                update(model)
+                .where(model.deletion_batch_id == batch)
+                .values(deleted_at=None, deletion_batch_id=None),
+                execution_options={"synchronize_session": False},
+            )
+    tenant.deleted_at = None
+    tenant.deletion_batch_id = None
+    ctx.session.flush()
+    audit.record(ctx, "tenant.restore", target_type="tenant", target_id=tenant.id,
+                 after={"deletion_batch_id": str(batch)}, tenant_id=tenant.id)
+    return tenant
