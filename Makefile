@@ -1,0 +1,44 @@
+# Tenantry — the two commands that matter: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+PYTEST_ARGS ?=
+
+.PHONY: setup run test test-sqlite test-postgres lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -U pip
+	$(BIN)/pip install -q -e '.[test]'
+	rm -f $(VENV)/.installed-*; touch $(STAMP)
+
+setup: $(STAMP)
+
+run: setup
+	mkdir -p var
+	$(BIN)/tenantry init
+	$(BIN)/tenantry serve --host 127.0.0.1 --port 8000
+
+test: setup
+	$(MAKE) --no-print-directory test-sqlite
+	@if [ -n "$$TENANTRY_TEST_POSTGRES_URL" ]; then \
+		$(MAKE) --no-print-directory test-postgres; \
+	else echo "TENANTRY_TEST_POSTGRES_URL not set: skipped the PostgreSQL run"; fi
+
+test-sqlite: setup
+	TENANTRY_TEST_BACKEND=sqlite $(BIN)/pytest $(PYTEST_ARGS)
+
+test-postgres: setup
+	TENANTRY_TEST_BACKEND=postgres $(BIN)/pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check src tests bench
+
+bench: setup
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache
