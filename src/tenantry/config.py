@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from functools import lru_cache
 from typing import Literal
@@ -38,11 +39,28 @@ class Settings(BaseSettings):
     argon2_time_cost: int = Field(default=2, ge=1)
     argon2_memory_kib: int = Field(default=19_456, ge=8)
     run_jobs: bool = True
+    # Identity (NIST SP 800-63B rev. 4 for passwords).
+    password_min_length: int = Field(default=15, ge=8)
+    password_min_length_with_2fa: int = Field(default=8, ge=8)
+    api_key_default_days: int = Field(default=90, ge=1)
+    api_key_max_days: int = Field(default=365, ge=1)
+    invitation_days: int = Field(default=7, ge=1)
+    password_reset_minutes: int = Field(default=60, ge=5)
+    # Brute force: free attempts per account before delays grow (1 s, 2 s, 4 s, … up to the cap),
+    # the hard stop (NIST: at most 100 consecutive failures), and the per-address window.
+    login_free_failures: int = Field(default=5, ge=1)
+    login_max_delay_seconds: int = Field(default=900, ge=1)
+    login_lock_after: int = Field(default=100, ge=2, le=100)
+    login_ip_max_failures: int = Field(default=50, ge=1)
+    login_ip_window_seconds: int = Field(default=900, ge=1)
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0)
+    mail_max_attempts: int = Field(default=8, ge=1)
 
-    @field_validator("database_url")
+    @field_validator("database_url", "migration_database_url")
     @classmethod
-    def _known_database(cls, value: str) -> str:
-        if not value.startswith(("sqlite", "postgresql")):
+    def _known_database(cls, value: str | None) -> str | None:
+        # `postgres://` is accepted too: db/engine.normalise_url maps it to psycopg.
+        if value is not None and _scheme(value) not in ("sqlite", "postgresql", "postgres"):
             raise ValueError("must be a sqlite:// or postgresql:// URL")
         return value
 
@@ -53,9 +71,29 @@ class Settings(BaseSettings):
             raise ValueError("must start with smtp:// or smtps://")
         return value
 
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
     @property
     def is_postgres(self) -> bool:
-        return self.database_url.startswith("postgresql")
+        return _scheme(self.database_url) in ("postgresql", "postgres")
+
+
+def _scheme(url: str) -> str:
+    """`postgresql+psycopg://…` → `postgresql`; no `://` → empty."""
+    head, sep, _ = url.partition("://")
+    return head.split("+", 1)[0].lower() if sep else ""
 
 
 def load_settings(**overrides: object) -> Settings:

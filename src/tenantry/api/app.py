@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -13,11 +15,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tenantry import __version__
 from tenantry.api import problems
-from tenantry.api.routes import audit, auth, health, tenants
+from tenantry.api.routes import audit, auth, health, me, members, tenants, users
 from tenantry.authz.engine import start_decision_log
 from tenantry.config import Settings, get_settings
+from tenantry.db import rls
 from tenantry.db.engine import sqlite_write_intent
 from tenantry.db.session import Database
+from tenantry.jobs.runner import JobRunner
 from tenantry.logging import configure, request_id_var
 
 log = logging.getLogger("tenantry.http")
@@ -66,15 +70,37 @@ class RequestContextMiddleware:
             REQUESTS.labels(scope["method"], path, str(status)).inc()
             LATENCY.labels(scope["method"], path).observe(elapsed)
             if log.isEnabledFor(logging.INFO):
-                log.info("request", extra={"fields": {"method": scope["method"], "path": scope["path"],
-                                                      "status": status, "ms": round(elapsed * 1000, 2)}})
+                log.info(
+                    "request",
+                    extra={
+                        "fields": {
+                            "method": scope["method"],
+                            "path": scope["path"],
+                            "status": status,
+                            "ms": round(elapsed * 1000, 2),
+                        }
+                    },
+                )
             request_id_var.reset(token)
 
 
 def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure(settings.log_level, settings.log_format)
+    database = db or Database(settings.database_url)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        runner = JobRunner(database, settings) if settings.run_jobs else None
+        if runner:
+            runner.start()
+        _warn_if_rls_bypassed(database)
+        yield
+        if runner:
+            runner.stop()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Tenantry",
         version=__version__,
         openapi_url="/api/v1/openapi.json",
@@ -88,12 +114,23 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         },
     )
     app.state.settings = settings
-    app.state.db = db or Database(settings.database_url)
+    app.state.db = database
     problems.install(app)
-    for module in (health, auth, tenants, audit):
+    for module in (health, auth, me, tenants, members, users, audit):
         app.include_router(module.router)
     app.add_middleware(RequestContextMiddleware)
     return app
+
+
+def _warn_if_rls_bypassed(db: Database) -> None:
+    if db.dialect != "postgresql":
+        return
+    with db.engine.connect() as conn:
+        if rls.role_bypasses_rls(conn):
+            log.warning(
+                "the database role bypasses row-level security (superuser or BYPASSRLS); "
+                "connect as a plain role so RLS protects tenants"
+            )
 
 
 def problems_model() -> Any:

@@ -6,16 +6,26 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from tenantry.authz import Principal
 from tenantry.db.session import Database
-from tenantry.errors import Unauthenticated
-from tenantry.services import auth, tenants
+from tenantry.errors import NotFound, PermissionDenied, Unauthenticated
+from tenantry.services import auth, memberships, tenants
 from tenantry.services.context import RequestMeta, ServiceContext
 
+SESSION_COOKIE = "tenantry_session"
+CSRF_COOKIE = "tenantry_csrf"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# What a session restricted to 2FA set-up may still reach.
+RESTRICTED_ALLOWED = ("/api/v1/me/2fa", "/api/v1/auth/logout")
+
 _bearer = HTTPBearer(auto_error=False, description="A session token (tnt_ses_…) or an API key (tnt_pat_…)")
+_cookie = APIKeyCookie(
+    name=SESSION_COOKIE, auto_error=False, description="Console session cookie (+ X-CSRF-Token)"
+)
 
 
 def get_db(request: Request) -> Database:
@@ -49,12 +59,31 @@ def authenticated_context(
     request: Request,
     session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    cookie: Annotated[str | None, Depends(_cookie)],
 ) -> ServiceContext:
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise Unauthenticated("a bearer token is required", code="unauthenticated")
     ctx = ServiceContext(session=session, principal=Principal.nobody(), meta=request_meta(request))
-    ctx.principal = auth.authenticate(ctx, credentials.credentials)
-    request.state.principal = ctx.principal
+    unsafe = request.method not in SAFE_METHODS
+    if credentials is not None and credentials.scheme.lower() == "bearer":
+        principal = auth.authenticate(ctx, credentials.credentials)
+    elif cookie:
+        # Security: a cookie rides along with cross-site requests; unsafe methods must prove
+        # they come from our own pages with the CSRF token bound to this session.
+        csrf = request.headers.get(CSRF_HEADER)
+        if unsafe and not csrf:
+            raise PermissionDenied("missing CSRF token", code="csrf_failed")
+        principal = auth.authenticate(ctx, cookie, cookie=True, csrf_token=csrf if unsafe else None)
+    else:
+        raise Unauthenticated("a bearer token is required", code="unauthenticated")
+    if principal.key_scope == "read" and unsafe:
+        raise PermissionDenied("this API key may only read", code="key_read_only")
+    if (
+        principal.restricted
+        and not request.url.path.startswith(RESTRICTED_ALLOWED)
+        and not (request.url.path == "/api/v1/me" and not unsafe)
+    ):
+        raise PermissionDenied("set up two-factor authentication first", code="2fa_setup_required")
+    ctx.principal = principal
+    request.state.principal = principal
     return ctx
 
 
@@ -64,7 +93,12 @@ AnonCtxDep = Annotated[ServiceContext, Depends(anonymous_context)]
 
 def tenant_context(tenant: str, ctx: CtxDep) -> ServiceContext:
     """Resolve `{tenant}` (id or slug) once; unknown, deleted and hidden tenants are all 404."""
-    ctx.enter(tenants.find_visible(ctx, tenant))
+    try:
+        ctx.enter(tenants.find_visible(ctx, tenant))
+    except NotFound:
+        if ctx.principal.user_id and not ctx.principal.is_superadmin and not memberships.has_any_tenant(ctx):
+            raise PermissionDenied("you have no access to any tenant", code="no_tenant") from None
+        raise
     return ctx
 
 

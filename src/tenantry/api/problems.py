@@ -57,8 +57,10 @@ def status_for(exc: errors.DomainError) -> int:
 
 
 def _jsonable(extra: dict[str, Any]) -> dict[str, Any]:
-    return {k: (v if isinstance(v, str | int | float | bool | list | dict | type(None)) else str(v))
-            for k, v in extra.items()}
+    return {
+        k: (v if isinstance(v, str | int | float | bool | list | dict | type(None)) else str(v))
+        for k, v in extra.items()
+    }
 
 
 def install(app: FastAPI) -> None:
@@ -74,7 +76,9 @@ def install(app: FastAPI) -> None:
         problems = []
         for err in exc.errors():
             loc = [str(p) for p in err.get("loc", ()) if p != "body"]
-            problems.append({"field": ".".join(loc), "message": err.get("msg", ""), "type": err.get("type", "")})
+            problems.append(
+                {"field": ".".join(loc), "message": err.get("msg", ""), "type": err.get("type", "")}
+            )
         if any(p["type"] == "json_invalid" for p in problems):
             return problem(422, "malformed_json", "the request body is not valid JSON", errors=problems)
         names = ", ".join(p["field"] or "body" for p in problems)

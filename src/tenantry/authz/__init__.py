@@ -1,5 +1,6 @@
 """The authorization engine: decisions live here and nowhere else."""
 
+from tenantry.authz import visibility
 from tenantry.authz.catalog import CATALOG, Perm, PermInfo
 from tenantry.authz.engine import (
     check,
@@ -10,7 +11,6 @@ from tenantry.authz.engine import (
     require_authenticated,
 )
 from tenantry.authz.principal import Principal, system_principal
-from tenantry.authz import visibility  # noqa: E402
 
 __all__ = [
     "CATALOG",
@@ -24,4 +24,5 @@ __all__ = [
     "require",
     "require_authenticated",
     "system_principal",
+    "visibility",
 ]

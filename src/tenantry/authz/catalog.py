@@ -67,7 +67,9 @@ _GTR: tuple[Scope, ...] = ("global", "tenant", "resource")
 _STATIC: list[PermInfo] = [
     PermInfo(Perm.TENANT_CREATE, "Create tenants", "sensitive", _G, False),
     PermInfo(Perm.TENANT_READ, "See a tenant's profile", "normal", _GT, True),
-    PermInfo(Perm.TENANT_UPDATE, "Rename a tenant, change its description and branding", "normal", _GT, False),
+    PermInfo(
+        Perm.TENANT_UPDATE, "Rename a tenant, change its description and branding", "normal", _GT, False
+    ),
     PermInfo(Perm.TENANT_SUSPEND, "Suspend or reactivate a tenant", "dangerous", _G, False),
     PermInfo(Perm.TENANT_DELETE, "Move a tenant and everything in it to the trash", "dangerous", _G, False),
     PermInfo(Perm.TENANT_CROSS_VIEW, "See every tenant read-only without membership", "sensitive", _G, True),
@@ -88,7 +90,9 @@ _STATIC: list[PermInfo] = [
     PermInfo(Perm.TRASH_RESTORE, "Restore from the trash", "sensitive", _GT, False),
     PermInfo(Perm.TRASH_PURGE, "Delete from the trash for ever", "dangerous", _GT, False),
     PermInfo(Perm.RESOURCE_TYPE_MANAGE, "Define resource types", "dangerous", _G, False),
-    PermInfo(Perm.SHARED_RESOURCE_MANAGE, "Manage shared resources and their tenant slots", "sensitive", _G, False),
+    PermInfo(
+        Perm.SHARED_RESOURCE_MANAGE, "Manage shared resources and their tenant slots", "sensitive", _G, False
+    ),
     PermInfo(Perm.SHARED_RESOURCE_READ, "See shared resources assigned to the tenant", "normal", _GT, True),
     PermInfo(Perm.ALIAS_MANAGE, "Create and manage one's alias users", "sensitive", _GT, False),
     PermInfo(Perm.IMPERSONATE, "Act as another user", "dangerous", _G, False),
@@ -110,7 +114,9 @@ def register_resource_type(type_key: str) -> None:
     for action in RESOURCE_ACTIONS:
         key = resource_perm(type_key, action)
         risk: Risk = "sensitive" if action == "delete" else "normal"
-        CATALOG[key] = PermInfo(key, f"{_ACTION_TEXT[action]} {type_key} resources", risk, _GTR, action == "read")
+        CATALOG[key] = PermInfo(
+            key, f"{_ACTION_TEXT[action]} {type_key} resources", risk, _GTR, action == "read"
+        )
 
 
 for _builtin_type in ("host", "service", "alert", "server", "project", "inventory", "deployment"):

@@ -45,9 +45,7 @@ def role_permissions(role_key: str) -> frozenset[str]:
 
 def is_member(session: Session, user_id: uuid.UUID, tenant_id: uuid.UUID) -> bool:
     with scoping.in_tenant(session, tenant_id):
-        return (
-            session.scalar(select(Membership.id).where(Membership.user_id == user_id).limit(1)) is not None
-        )
+        return session.scalar(select(Membership.id).where(Membership.user_id == user_id).limit(1)) is not None
 
 
 def _grant_roles(session: Session, user_id: uuid.UUID, tenant_id: uuid.UUID | None) -> set[str]:
@@ -76,7 +74,7 @@ def effective_permissions(
     session: Session, principal: Principal, tenant_id: uuid.UUID | None
 ) -> frozenset[str]:
     """Permissions `principal` holds in `tenant_id` (None: at global scope)."""
-    if not principal.authenticated or principal.user_id is None and principal.kind != "system":
+    if not principal.authenticated or (principal.user_id is None and principal.kind != "system"):
         return frozenset()
     cache: dict[tuple[Principal, uuid.UUID | None], frozenset[str]] = session.info.setdefault(_CACHE_KEY, {})
     key = (principal, tenant_id)
@@ -86,7 +84,9 @@ def effective_permissions(
         perms = frozenset(CATALOG)
     else:
         assert principal.user_id is not None
-        perms = frozenset().union(*(role_permissions(r) for r in _grant_roles(session, principal.user_id, tenant_id)))
+        perms = frozenset().union(
+            *(role_permissions(r) for r in _grant_roles(session, principal.user_id, tenant_id))
+        )
     if principal.key_tenant_id is not None and tenant_id != principal.key_tenant_id:
         # Security: a key restricted to one tenant acts nowhere else, not even globally.
         perms = frozenset()

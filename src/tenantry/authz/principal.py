@@ -23,6 +23,8 @@ class Principal:
     impersonator_id: uuid.UUID | None = None
     # Alias users: the parent whose effective permissions cap this principal's (a later issue).
     ceiling_user_id: uuid.UUID | None = None
+    # A session that may only finish the 2FA set-up its tenant demands (or sign out).
+    restricted: bool = False
 
     @property
     def authenticated(self) -> bool:

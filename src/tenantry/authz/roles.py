@@ -57,8 +57,9 @@ BUILTIN_ROLES: dict[str, BuiltinRole] = {
             _READ | {Perm.SETTINGS_READ, Perm.ALIAS_MANAGE},
             frozenset({"read", "create", "update", "delete"}),
         ),
-        BuiltinRole("viewer", "Viewer", "Reads everything in the tenant, changes nothing", _READ,
-                    frozenset({"read"})),
+        BuiltinRole(
+            "viewer", "Viewer", "Reads everything in the tenant, changes nothing", _READ, frozenset({"read"})
+        ),
         BuiltinRole(
             "auditor",
             "Auditor",

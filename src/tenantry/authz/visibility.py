@@ -31,8 +31,10 @@ def tenant_filter(session: Session, principal: Principal) -> ColumnElement[bool]
     mark_decided("tenant.visible")
     if principal.key_tenant_id is not None:
         cond: ColumnElement[bool] = Tenant.id == principal.key_tenant_id
-        return cond if sees_all_tenants(session, principal) or principal.user_id is None else (
-            cond & Tenant.id.in_(_member_tenants(principal))
+        return (
+            cond
+            if sees_all_tenants(session, principal) or principal.user_id is None
+            else (cond & Tenant.id.in_(_member_tenants(principal)))
         )
     if sees_all_tenants(session, principal):
         return true()

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import typer
 
-from tenantry.cli import audit, init, serve, tenants
+from tenantry.cli import audit, init, serve, tenants, worker
 
 # Security: never print local variables in tracebacks; they may hold passwords or tokens.
-app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False,
-                  help="Tenantry: a multi-tenant control plane.")
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+    help="Tenantry: a multi-tenant control plane.",
+)
 app.command("init")(init.init)
 app.command("migrate")(init.migrate)
 app.command("serve")(serve.serve)
+app.command("worker")(worker.worker)
 app.add_typer(tenants.app, name="tenants")
 app.add_typer(audit.app, name="audit")

@@ -33,10 +33,15 @@ def system_context(reason: str) -> Iterator[ServiceContext]:
     db = Database(settings().database_url)
     try:
         with db.unit_of_work() as session:
-            yield ServiceContext(session=session, principal=system_principal(reason),
-                                 meta=RequestMeta(user_agent="tenantry-cli"))
+            yield ServiceContext(
+                session=session,
+                principal=system_principal(reason),
+                meta=RequestMeta(user_agent="tenantry-cli"),
+            )
     except DomainError as exc:
-        err_console.print(Panel(f"{exc.detail}\n[dim]code: {exc.code}[/dim]", title="Error", border_style="red"))
+        err_console.print(
+            Panel(f"{exc.detail}\n[dim]code: {exc.code}[/dim]", title="Error", border_style="red")
+        )
         raise typer.Exit(1) from None
     finally:
         db.dispose()

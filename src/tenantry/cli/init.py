@@ -35,8 +35,9 @@ def init() -> None:
             console.print(f"superadmin {admin.email} exists, skipping")
             return
         password = s.admin_password or secrets.token_urlsafe(18)
-        admin = users.create_user(ctx, email=s.admin_email, password=password, first_name="Admin",
-                                  is_superadmin=True)
+        admin = users.create_user(
+            ctx, email=s.admin_email, password=password, first_name="Admin", is_superadmin=True
+        )
         memberships.add_member(ctx, default, user=admin, role="tenant_admin")
     console.rule("first login")
     console.print(f"  email:    [bold]{admin.email}[/bold]")

@@ -15,5 +15,12 @@ def serve(
 ) -> None:
     """Serve the API (and, in later releases, the console) with uvicorn."""
     settings()  # fail early, naming the bad variable
-    uvicorn.run("tenantry.api.app:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level="warning", access_log=False)
+    uvicorn.run(
+        "tenantry.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )

@@ -41,8 +41,10 @@ def delete(tenant: str, yes: bool = typer.Option(False, "--yes", help="Do not as
     with system_context("cli tenants delete") as ctx:
         t = tenants.find_visible(ctx, tenant)
         impact = tenants.deletion_impact(ctx, t)
-        console.print(f"deleting [bold]{t.slug}[/bold] moves to the trash: " +
-                      ", ".join(f"{k}: {v}" for k, v in impact.items()))
+        console.print(
+            f"deleting [bold]{t.slug}[/bold] moves to the trash: "
+            + ", ".join(f"{k}: {v}" for k, v in impact.items())
+        )
         if not yes and not typer.confirm("continue?"):
             raise typer.Abort()
         batch, _ = tenants.delete_tenant(ctx, t)

@@ -36,7 +36,7 @@ class SoftDeletable:
     deleted_at: Mapped[datetime | None] = mapped_column(default=None)
 
     @declared_attr
-    def deletion_batch_id(cls) -> Mapped[uuid.UUID | None]:  # noqa: N805
+    def deletion_batch_id(cls) -> Mapped[uuid.UUID | None]:
         return mapped_column(Uuid(), default=None, index=True)
 
 
@@ -48,9 +48,9 @@ class TenantOwned:
     """
 
     @declared_attr
-    def tenant_id(cls) -> Mapped[uuid.UUID]:  # noqa: N805
+    def tenant_id(cls) -> Mapped[uuid.UUID]:
         return mapped_column(Uuid(), primary_key=True)
 
     @declared_attr
-    def id(cls) -> Mapped[uuid.UUID]:  # noqa: N805
+    def id(cls) -> Mapped[uuid.UUID]:
         return mapped_column(Uuid(), primary_key=True, default=uuid7)

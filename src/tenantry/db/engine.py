@@ -9,7 +9,6 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
-
 # SQLite: a transaction that reads and later writes can fail with SQLITE_BUSY when another
 # writer committed in between (busy_timeout does not help a lock upgrade). Writers therefore
 # take the write lock at BEGIN; requests known to be read-only clear this flag.

@@ -26,9 +26,12 @@ _DELETED = "include_deleted"
 
 @event.listens_for(Session, "do_orm_execute")
 def _apply_scoping(state: ORMExecuteState) -> None:
-    if state.is_column_load or state.is_relationship_load:
-        return  # criteria already travel with the parent query
-    if not (state.is_select or state.is_update or state.is_delete):
+    if state.is_column_load:
+        return  # refreshes one row by its full primary key, which includes tenant_id
+    # Relationship loads are scoped too: criteria propagated from the parent's query are those
+    # of the moment it ran (perhaps inside `cross_tenant()`), and an object that was never
+    # loaded by a query (added, merged) carries none at all.
+    if not (state.is_select):
         return
     info = state.session.info
     if not (info.get(_DELETED) or state.execution_options.get(_DELETED)):
@@ -69,13 +72,19 @@ def _set_pg(connection: Any, tenant_id: uuid.UUID | None, cross: bool) -> None:
     # Security: set_config(..., true) is transaction-local; a plain SET would leak into the
     # next transaction that reuses this pooled connection.
     connection.execute(
-        text("SELECT set_config('tenantry.tenant_id', :t, true), set_config('tenantry.cross_tenant', :c, true)"),
+        text(
+            "SELECT set_config('tenantry.tenant_id', :t, true), set_config('tenantry.cross_tenant', :c, true)"
+        ),
         {"t": str(tenant_id) if tenant_id else "", "c": "on" if cross else ""},
     )
 
 
 def _sync(session: Session) -> None:
-    if session.in_transaction():
+    # A transaction that failed (e.g. an IntegrityError on flush) only awaits its rollback; the
+    # next one mirrors the context in `after_begin`. Touching it here would raise
+    # PendingRollbackError from the escapes' `finally` and hide the original error.
+    txn = session.get_transaction()
+    if txn is not None and txn.is_active:
         conn = session.connection()
         if conn.dialect.name == "postgresql":
             _set_pg(conn, session.info.get(_TENANT), bool(session.info.get(_CROSS)))

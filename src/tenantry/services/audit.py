@@ -47,7 +47,7 @@ def record(
     target_id: object = None,
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
-    tenant_id: uuid.UUID | None | object = ...,
+    tenant_id: uuid.UUID | object | None = ...,
 ) -> AuditEvent:
     p = ctx.principal
     event = AuditEvent(
@@ -91,7 +91,7 @@ def _query(ctx: ServiceContext, flt: AuditFilter) -> Select[tuple[AuditEvent]]:
         stmt = stmt.where(AuditEvent.actor_id == flt.actor_id)
     if flt.action:
         stmt = stmt.where(
-            AuditEvent.action.startswith(flt.action[:-1])
+            AuditEvent.action.startswith(flt.action[:-1], autoescape=True)
             if flt.action.endswith("*")
             else AuditEvent.action == flt.action
         )

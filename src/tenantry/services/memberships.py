@@ -1,44 +1,274 @@
-"""Memberships: who works in which tenant, and with which tenant role."""
+"""Memberships: who works in which tenant, and with which tenant role.
+
+A member's tenant roles are tenant-scope grants. Nobody hands out a role whose permissions
+they do not hold themselves in that tenant, and a tenant keeps at least one tenant admin
+unless a superadmin decides otherwise.
+"""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 
 from tenantry.authz import Perm
 from tenantry.authz import engine as authz_engine
 from tenantry.authz.roles import BUILTIN_ROLES
 from tenantry.db import scoping
 from tenantry.db.tables import Grant, Membership, Tenant, User
-from tenantry.errors import Conflict, Invalid
-from tenantry.services import audit
+from tenantry.db.types import utcnow
+from tenantry.errors import Conflict, Invalid, NotFound, PermissionDenied
+from tenantry.ids import uuid7
+from tenantry.services import audit, invitations, tenants, users
 from tenantry.services.context import ServiceContext
+from tenantry.services.pagination import Page, decode_uuid_cursor, encode_cursor
+
+ADMIN_ROLE = "tenant_admin"
 
 
-def add_member(ctx: ServiceContext, tenant: Tenant, *, user: User, role: str) -> Membership:
-    """Make `user` a member of `tenant` with one tenant role (a tenant-scope grant)."""
-    ctx.require(Perm.MEMBER_MANAGE, tenant_id=tenant.id)
+@dataclass
+class MemberView:
+    user: User
+    roles: list[str]
+    is_default: bool
+
+
+def _tenant(ctx: ServiceContext) -> Tenant:
+    if ctx.tenant is None:
+        raise Invalid("no tenant selected", code="no_tenant")
+    return ctx.tenant
+
+
+def _check_role(ctx: ServiceContext, tenant: Tenant, role: str) -> None:
     if role not in BUILTIN_ROLES or BUILTIN_ROLES[role].global_only:
         raise Invalid(f"unknown tenant role {role!r}", code="unknown_role", field="role")
+    missing = authz_engine.role_permissions(role) - authz_engine.effective_permissions(
+        ctx.session, ctx.principal, tenant.id
+    )
+    if missing:
+        # Security: no escalation — you cannot grant what you do not hold here.
+        raise PermissionDenied(
+            f"you cannot grant role {role!r}: you lack {len(missing)} of its permissions",
+            code="escalation_denied",
+        )
+
+
+def _roles_of(ctx: ServiceContext, user_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[str]]:
+    out: dict[uuid.UUID, list[str]] = {u: [] for u in user_ids}
+    rows = ctx.session.execute(
+        select(Grant.principal_id, Grant.role_key)
+        .where(Grant.principal_type == "user", Grant.principal_id.in_(user_ids), Grant.resource_id.is_(None))
+        .order_by(Grant.role_key)
+    )
+    for uid, role in rows:
+        out[uid].append(role)
+    return out
+
+
+def _admin_count(ctx: ServiceContext) -> int:
+    return (
+        ctx.session.scalar(
+            select(func.count(func.distinct(Grant.principal_id))).where(
+                Grant.principal_type == "user", Grant.role_key == ADMIN_ROLE, Grant.resource_id.is_(None)
+            )
+        )
+        or 0
+    )
+
+
+def _guard_last_admin(ctx: ServiceContext, user_id: uuid.UUID) -> None:
+    roles = _roles_of(ctx, [user_id])[user_id]
+    if ADMIN_ROLE in roles and _admin_count(ctx) <= 1 and not ctx.principal.is_superadmin:
+        raise Conflict("a tenant needs at least one tenant admin", code="last_tenant_admin")
+
+
+def _membership(ctx: ServiceContext, user_id: uuid.UUID) -> Membership:
+    m = ctx.session.scalar(select(Membership).where(Membership.user_id == user_id))
+    if m is None:
+        raise NotFound("member")
+    return m
+
+
+def view(ctx: ServiceContext, user: User) -> MemberView:
+    tenant = _tenant(ctx)
+    return MemberView(user, _roles_of(ctx, [user.id])[user.id], user.default_tenant_id == tenant.id)
+
+
+def list_members(
+    ctx: ServiceContext, *, limit: int, cursor: str | None = None, q: str | None = None
+) -> Page[MemberView]:
+    tenant = _tenant(ctx)
+    ctx.require(Perm.MEMBER_READ)
+    stmt = select(User).join(Membership, Membership.user_id == User.id)
+    if q:
+        stmt = stmt.where(User.email.contains(q.strip().lower(), autoescape=True))
+    if cursor:
+        stmt = stmt.where(User.id > decode_uuid_cursor(cursor))
+    rows = list(ctx.session.scalars(stmt.order_by(User.id).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    roles = _roles_of(ctx, [u.id for u in rows])
+    return Page(
+        [MemberView(u, roles[u.id], u.default_tenant_id == tenant.id) for u in rows],
+        encode_cursor(str(rows[-1].id)) if more else None,
+    )
+
+
+def get_member(ctx: ServiceContext, user_id: uuid.UUID) -> MemberView:
+    ctx.require(Perm.MEMBER_READ)
+    _membership(ctx, user_id)
+    user = ctx.session.get(User, user_id)
+    if user is None or user.deleted_at is not None:
+        raise NotFound("member")
+    return view(ctx, user)
+
+
+def add_member(
+    ctx: ServiceContext,
+    tenant: Tenant,
+    *,
+    role: str,
+    user: User | None = None,
+    user_id: uuid.UUID | None = None,
+    email: str | None = None,
+) -> MemberView:
+    """Add by user object, id, or email. An unknown email creates the user and invites them."""
     with scoping.in_tenant(ctx.session, tenant.id):
-        existing = ctx.session.scalar(select(Membership).where(Membership.user_id == user.id))
-        if existing is not None:
+        ctx.require(Perm.MEMBER_MANAGE, tenant_id=tenant.id)
+        _check_role(ctx, tenant, role)
+        invite = False
+        if user is None and user_id is not None:
+            user = ctx.session.get(User, user_id)
+            if user is None or user.deleted_at is not None:
+                raise NotFound("user")
+        elif user is None and email is not None:
+            user = users.find_by_email(ctx, users.normalise_email(email))
+            if user is None:
+                user = users.new_user(ctx, email=email, password=None)
+                invite = True
+        if user is None:
+            raise Invalid("give user_id or email", code="user_required")
+        if ctx.session.scalar(select(Membership.id).where(Membership.user_id == user.id)) is not None:
             raise Conflict("already a member", code="already_member")
-        membership = Membership(tenant_id=tenant.id, user_id=user.id)
-        ctx.session.add(membership)
-        ctx.session.add(Grant(tenant_id=tenant.id, principal_type="user", principal_id=user.id, role_key=role))
+        ctx.session.add(Membership(tenant_id=tenant.id, user_id=user.id))
+        ctx.session.add(
+            Grant(tenant_id=tenant.id, principal_type="user", principal_id=user.id, role_key=role)
+        )
+        if user.default_tenant_id is None:
+            user.default_tenant_id = tenant.id
         ctx.session.flush()
-    if user.default_tenant_id is None:
-        user.default_tenant_id = tenant.id
-    audit.record(ctx, "member.add", target_type="user", target_id=user.id,
-                 after={"email": user.email, "role": role}, tenant_id=tenant.id)
+        audit.record(
+            ctx,
+            "member.add",
+            target_type="user",
+            target_id=user.id,
+            after={"email": user.email, "role": role},
+            tenant_id=tenant.id,
+        )
+        if invite:
+            invitations.send_invitation(ctx, user, tenant=tenant)
+        authz_engine.forget(ctx.session)
+        return MemberView(user, [role], user.default_tenant_id == tenant.id)
+
+
+def change_member_role(ctx: ServiceContext, user_id: uuid.UUID, *, role: str) -> MemberView:
+    """Replace the member's tenant-level roles with `role`."""
+    tenant = _tenant(ctx)
+    ctx.require(Perm.MEMBER_MANAGE)
+    _check_role(ctx, tenant, role)
+    _membership(ctx, user_id)
+    before = _roles_of(ctx, [user_id])[user_id]
+    if role != ADMIN_ROLE:
+        _guard_last_admin(ctx, user_id)
+    ctx.session.execute(
+        update(Grant)
+        .where(Grant.principal_type == "user", Grant.principal_id == user_id, Grant.resource_id.is_(None))
+        .values(deleted_at=utcnow(), deletion_batch_id=uuid7()),
+        execution_options={"synchronize_session": False},
+    )
+    ctx.session.add(Grant(tenant_id=tenant.id, principal_type="user", principal_id=user_id, role_key=role))
+    ctx.session.flush()
+    audit.record(
+        ctx,
+        "member.role_change",
+        target_type="user",
+        target_id=user_id,
+        before={"roles": before},
+        after={"roles": [role]},
+    )
     authz_engine.forget(ctx.session)
-    return membership
+    user = ctx.session.get(User, user_id)
+    assert user is not None
+    return view(ctx, user)
 
 
-def member_tenant_ids(ctx: ServiceContext, user_id: uuid.UUID) -> list[uuid.UUID]:
-    m = Membership.__table__
-    with scoping.cross_tenant(ctx.session):
-        return list(ctx.session.scalars(select(m.c.tenant_id).where(m.c.user_id == user_id,
-                                                                      m.c.deleted_at.is_(None))))
+def set_default_tenant(ctx: ServiceContext, user_id: uuid.UUID) -> MemberView:
+    """An admin makes this tenant the member's default."""
+    tenant = _tenant(ctx)
+    ctx.require(Perm.MEMBER_MANAGE)
+    _membership(ctx, user_id)
+    user = ctx.session.get(User, user_id)
+    assert user is not None
+    before = user.default_tenant_id
+    user.default_tenant_id = tenant.id
+    ctx.session.flush()
+    audit.record(
+        ctx,
+        "member.set_default",
+        target_type="user",
+        target_id=user_id,
+        before={"default_tenant_id": before},
+        after={"default_tenant_id": tenant.id},
+    )
+    return view(ctx, user)
+
+
+def remove_member(ctx: ServiceContext, user_id: uuid.UUID) -> uuid.UUID:
+    """Membership and the member's grants here go to the trash together."""
+    tenant = _tenant(ctx)
+    ctx.require(Perm.MEMBER_MANAGE)
+    membership = _membership(ctx, user_id)
+    _guard_last_admin(ctx, user_id)
+    batch, now = uuid7(), utcnow()
+    ctx.session.execute(
+        update(Grant)
+        .where(Grant.principal_type == "user", Grant.principal_id == user_id)
+        .values(deleted_at=now, deletion_batch_id=batch),
+        execution_options={"synchronize_session": False},
+    )
+    membership.deleted_at, membership.deletion_batch_id = now, batch
+    user = ctx.session.get(User, user_id)
+    if user is not None and user.default_tenant_id == tenant.id:
+        user.default_tenant_id = None  # they pick a new one at next sign-in
+    ctx.session.flush()
+    audit.record(
+        ctx, "member.remove", target_type="user", target_id=user_id, after={"deletion_batch_id": batch}
+    )
+    authz_engine.forget(ctx.session)
+    return batch
+
+
+def resend_invitation(ctx: ServiceContext, user_id: uuid.UUID) -> None:
+    tenant = _tenant(ctx)
+    ctx.require(Perm.MEMBER_MANAGE)
+    _membership(ctx, user_id)
+    user = ctx.session.get(User, user_id)
+    if user is None or user.password_hash is not None:
+        raise Conflict("this member has already set a password", code="already_accepted")
+    invitations.send_invitation(ctx, user, tenant=tenant)
+
+
+def my_tenants(ctx: ServiceContext) -> list[tuple[tenants.TenantView, list[str], bool]]:
+    """The tenant switcher: the caller's tenants with counts, roles and the default flag."""
+    me = users.me(ctx)
+    rows = users.user_tenants(ctx, me.id)
+    counts = tenants.counts(ctx.session, [t.id for t, _ in rows])
+    return [(tenants.TenantView(t, *counts[t.id]), roles, me.default_tenant_id == t.id) for t, roles in rows]
+
+
+def has_any_tenant(ctx: ServiceContext) -> bool:
+    """Whether the caller belongs to any tenant (for the clear `no_tenant` answer)."""
+    if ctx.principal.user_id is None:
+        return False
+    return bool(users.user_tenants(ctx, ctx.principal.user_id))

@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 
 from tenantry.authz import Perm, visibility
 from tenantry.db import scoping
-from tenantry.db.base import SoftDeletable, TenantOwned
 from tenantry.db.base import Base as _Base
+from tenantry.db.base import SoftDeletable, TenantOwned
 from tenantry.db.tables import Membership, Resource, Tenant
 from tenantry.db.types import utcnow
 from tenantry.errors import Conflict, Invalid, NotFound, PermissionDenied, PreconditionFailed
@@ -145,14 +145,23 @@ def list_tenants(
     """Tenants the principal can see, ordered by slug (keyset pagination on the unique slug)."""
     stmt: Select[tuple[Tenant]] = select(Tenant).where(visibility.tenant_filter(ctx.session, ctx.principal))
     if q:
-        like = f"%{q.lower()}%"
-        stmt = stmt.where(or_(func.lower(Tenant.name).like(like), Tenant.slug.like(like)))
+        # A substring search: `%` and `_` in `q` are literal characters, not wildcards.
+        needle = q.lower()
+        stmt = stmt.where(
+            or_(
+                func.lower(Tenant.name).contains(needle, autoescape=True),
+                Tenant.slug.contains(needle, autoescape=True),
+            )
+        )
     if status:
         if status not in STATUSES:
             raise Invalid("status must be active or suspended", code="invalid_status", field="status")
         stmt = stmt.where(Tenant.status == status)
     if cursor:
-        stmt = stmt.where(Tenant.slug > decode_cursor(cursor))
+        after = decode_cursor(cursor)
+        if not SLUG_RE.match(after):  # we only ever issue slugs; anything else was not ours
+            raise Invalid("cursor is not valid", code="invalid_cursor")
+        stmt = stmt.where(Tenant.slug > after)
     # The visibility filter reads memberships across tenants for this one user: escape RLS for
     # this statement only; the filter itself is the tenant boundary here.
     with scoping.cross_tenant(ctx.session):
@@ -200,8 +209,14 @@ def create_tenant(
     )
     ctx.session.add(tenant)
     ctx.session.flush()
-    audit.record(ctx, "tenant.create", target_type="tenant", target_id=tenant.id, after=snapshot(tenant),
-                 tenant_id=tenant.id)
+    audit.record(
+        ctx,
+        "tenant.create",
+        target_type="tenant",
+        target_id=tenant.id,
+        after=snapshot(tenant),
+        tenant_id=tenant.id,
+    )
     return tenant
 
 
@@ -237,8 +252,9 @@ def update_tenant(
         action = "tenant.update"
         if "status" in a:
             action = "tenant.suspend" if a["status"] == "suspended" else "tenant.reactivate"
-        audit.record(ctx, action, target_type="tenant", target_id=tenant.id, before=b, after=a,
-                     tenant_id=tenant.id)
+        audit.record(
+            ctx, action, target_type="tenant", target_id=tenant.id, before=b, after=a, tenant_id=tenant.id
+        )
     return tenant
 
 
@@ -279,9 +295,15 @@ def delete_tenant(
     tenant.deleted_at = now
     tenant.deletion_batch_id = batch
     ctx.session.flush()
-    audit.record(ctx, "tenant.delete", target_type="tenant", target_id=tenant.id,
-                 before=snapshot(tenant), after={"deletion_batch_id": str(batch), "counts": impact},
-                 tenant_id=tenant.id)
+    audit.record(
+        ctx,
+        "tenant.delete",
+        target_type="tenant",
+        target_id=tenant.id,
+        before=snapshot(tenant),
+        after={"deletion_batch_id": str(batch), "counts": impact},
+        tenant_id=tenant.id,
+    )
     return batch, impact
 
 
@@ -300,6 +322,12 @@ def restore_tenant(ctx: ServiceContext, tenant: Tenant) -> Tenant:
     tenant.deleted_at = None
     tenant.deletion_batch_id = None
     ctx.session.flush()
-    audit.record(ctx, "tenant.restore", target_type="tenant", target_id=tenant.id,
-                 after={"deletion_batch_id": str(batch)}, tenant_id=tenant.id)
+    audit.record(
+        ctx,
+        "tenant.restore",
+        target_type="tenant",
+        target_id=tenant.id,
+        after={"deletion_batch_id": str(batch)},
+        tenant_id=tenant.id,
+    )
     return tenant

@@ -1,19 +1,29 @@
-"""User accounts: global identities. (Administration endpoints: identity issue.)"""
+"""User accounts: global identities administered by superadmins, and one's own profile."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import select
+from sqlalchemy import Select, func, select, update
 
 from tenantry.authz import Perm
-from tenantry.db.tables import User
-from tenantry.errors import Conflict, Invalid
+from tenantry.authz.engine import mark_decided
+from tenantry.db import scoping
+from tenantry.db.tables import ApiKey, Grant, Membership, Tenant, User
+from tenantry.db.types import utcnow
+from tenantry.errors import Conflict, Invalid, NotFound
 from tenantry.ids import uuid7
+from tenantry.security.password_policy import check_password
 from tenantry.security.passwords import hash_password
-from tenantry.services import audit
+from tenantry.services import audit, auth, invitations
 from tenantry.services.context import ServiceContext
+from tenantry.services.pagination import Page, decode_uuid_cursor, encode_cursor
+
+LANGUAGES = ("en", "de")
+THEMES = ("light", "dark", "system")
+PREFERENCE_KEYS = {"hide_ai": bool, "compact_tables": bool, "show_tips": bool}
 
 
 def normalise_email(raw: str) -> str:
@@ -35,7 +45,43 @@ def snapshot(u: User) -> dict[str, Any]:
         "last_name": u.last_name,
         "active": u.active,
         "is_superadmin": u.is_superadmin,
+        "default_tenant_id": u.default_tenant_id,
     }
+
+
+def new_user(
+    ctx: ServiceContext,
+    *,
+    email: str,
+    password: str | None,
+    first_name: str = "",
+    last_name: str = "",
+    is_superadmin: bool = False,
+) -> User:
+    """Create the row; callers have authorized (user administration, or adding a member by email)."""
+    email = normalise_email(email)
+    exists = ctx.session.scalar(
+        select(User.id).where(User.email == email).execution_options(include_deleted=True)
+    )
+    if exists is not None:
+        raise Conflict("a user with this email exists", code="email_taken", field="email")
+    if password is not None:
+        check_password(password, email=email, has_2fa=False)
+    user = User(
+        id=uuid7(),
+        email=email,
+        first_name=first_name.strip()[:100],
+        last_name=last_name.strip()[:100],
+        password_hash=hash_password(password) if password else None,
+        password_changed_at=utcnow() if password else None,
+        is_superadmin=is_superadmin,
+    )
+    ctx.session.add(user)
+    ctx.session.flush()
+    audit.record(
+        ctx, "user.create", target_type="user", target_id=user.id, after=snapshot(user), tenant_id=None
+    )
+    return user
 
 
 def create_user(
@@ -47,22 +93,267 @@ def create_user(
     last_name: str = "",
     is_superadmin: bool = False,
 ) -> User:
+    """Superadmin administration. Without a password the user is invited by mail."""
     ctx.require(Perm.USER_MANAGE, global_scope=True)
-    email = normalise_email(email)
-    exists = ctx.session.scalar(
-        select(User.id).where(User.email == email).execution_options(include_deleted=True)
-    )
-    if exists is not None:
-        raise Conflict("a user with this email exists", code="email_taken", field="email")
-    user = User(
-        id=uuid7(),
+    user = new_user(
+        ctx,
         email=email,
+        password=password,
         first_name=first_name,
         last_name=last_name,
-        password_hash=hash_password(password) if password else None,
         is_superadmin=is_superadmin,
     )
-    ctx.session.add(user)
+    if password is None:
+        invitations.send_invitation(ctx, user)
+    return user
+
+
+def resend_invitation(ctx: ServiceContext, user: User) -> None:
+    """A new link; the previous one stops working."""
+    ctx.require(Perm.USER_MANAGE, global_scope=True)
+    if user.password_hash is not None:
+        raise Conflict("this user has already set a password", code="already_accepted")
+    invitations.send_invitation(ctx, user)
+
+
+def _tenant_filter(tenant_id: uuid.UUID) -> Any:
+    m = Membership.__table__
+    return User.id.in_(select(m.c.user_id).where(m.c.tenant_id == tenant_id, m.c.deleted_at.is_(None)))
+
+
+def list_users(
+    ctx: ServiceContext,
+    *,
+    limit: int,
+    cursor: str | None = None,
+    email: str | None = None,
+    active: bool | None = None,
+    tenant_id: uuid.UUID | None = None,
+    deleted: bool = False,
+) -> Page[User]:
+    ctx.require(Perm.USER_READ, global_scope=True)
+    stmt: Select[tuple[User]] = select(User)
+    if deleted:
+        stmt = stmt.where(User.deleted_at.is_not(None)).execution_options(include_deleted=True)
+    if email:
+        stmt = stmt.where(User.email.contains(email.strip().lower(), autoescape=True))
+    if active is not None:
+        stmt = stmt.where(User.active.is_(active))
+    if tenant_id is not None:
+        stmt = stmt.where(_tenant_filter(tenant_id))
+    if cursor:
+        stmt = stmt.where(User.id > decode_uuid_cursor(cursor))
+    with scoping.cross_tenant(ctx.session):  # the tenant filter reads memberships across tenants
+        rows = list(ctx.session.scalars(stmt.order_by(User.id).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(rows, encode_cursor(str(rows[-1].id)) if more else None)
+
+
+def get_user(ctx: ServiceContext, user_id: uuid.UUID, *, deleted: bool = False) -> User:
+    ctx.require(Perm.USER_READ, global_scope=True)
+    stmt = select(User).where(User.id == user_id)
+    if deleted:
+        stmt = stmt.where(User.deleted_at.is_not(None)).execution_options(include_deleted=True)
+    user = ctx.session.scalar(stmt)
+    if user is None:
+        raise NotFound("user")
+    return user
+
+
+def _superadmin_count(ctx: ServiceContext) -> int:
+    return (
+        ctx.session.scalar(
+            select(func.count()).select_from(User).where(User.is_superadmin.is_(True), User.active.is_(True))
+        )
+        or 0
+    )
+
+
+def update_user(ctx: ServiceContext, user: User, changes: dict[str, Any]) -> User:
+    """Names, `active` and `is_superadmin`. Deactivation revokes sessions at once for good."""
+    ctx.require(Perm.USER_MANAGE, global_scope=True)
+    allowed = {"first_name", "last_name", "active", "is_superadmin"}
+    if set(changes) - allowed:
+        raise Invalid("email and other fields cannot be changed here", code="field_not_editable")
+    if "is_superadmin" in changes and not ctx.principal.is_superadmin:
+        raise Invalid("only superadmins change the superadmin flag", code="permission_denied")
+    removing_admin = user.is_superadmin and (
+        changes.get("is_superadmin") is False or changes.get("active") is False
+    )
+    if user.id == ctx.principal.user_id and removing_admin:
+        raise Conflict("you cannot demote or deactivate yourself", code="cannot_modify_self")
+    if removing_admin and _superadmin_count(ctx) <= 1:
+        raise Conflict("the last superadmin must stay", code="last_superadmin")
+    before = snapshot(user)
+    for k, v in changes.items():
+        setattr(user, k, v.strip()[:100] if isinstance(v, str) else v)
     ctx.session.flush()
-    audit.record(ctx, "user.create", target_type="user", target_id=user.id, after=snapshot(user), tenant_id=None)
+    if before["active"] and not user.active:
+        auth.revoke_user_sessions(ctx, user.id)
+    b, a = audit.diff(before, snapshot(user))
+    if a:
+        action = "user.deactivate" if a.get("active") is False else "user.update"
+        audit.record(ctx, action, target_type="user", target_id=user.id, before=b, after=a, tenant_id=None)
+    return user
+
+
+def _user_family(ctx: ServiceContext, user_id: uuid.UUID) -> list[tuple[type[Any], Any]]:
+    return [
+        (Membership, Membership.user_id == user_id),
+        (Grant, (Grant.principal_type == "user") & (Grant.principal_id == user_id)),
+        (ApiKey, ApiKey.user_id == user_id),
+    ]
+
+
+def deletion_impact(ctx: ServiceContext, user: User) -> dict[str, int]:
+    ctx.require(Perm.USER_MANAGE, global_scope=True)
+    out = {}
+    with scoping.cross_tenant(ctx.session):
+        for model, cond in _user_family(ctx, user.id):
+            out[model.__tablename__] = (
+                ctx.session.scalar(select(func.count()).select_from(model).where(cond)) or 0
+            )
+    return out
+
+
+def delete_user(ctx: ServiceContext, user: User) -> uuid.UUID:
+    """Soft delete with memberships, grants and keys; sessions and keys stop at once."""
+    ctx.require(Perm.USER_MANAGE, global_scope=True)
+    if user.id == ctx.principal.user_id:
+        raise Conflict("you cannot delete yourself", code="cannot_modify_self")
+    if user.is_superadmin and _superadmin_count(ctx) <= 1:
+        raise Conflict("the last superadmin must stay", code="last_superadmin")
+    impact = deletion_impact(ctx, user)
+    batch, now = uuid7(), utcnow()
+    with scoping.cross_tenant(ctx.session):
+        for model, cond in _user_family(ctx, user.id):
+            ctx.session.execute(
+                update(model).where(cond).values(deleted_at=now, deletion_batch_id=batch),
+                execution_options={"synchronize_session": False},
+            )
+    user.deleted_at, user.deletion_batch_id = now, batch
+    auth.revoke_user_sessions(ctx, user.id)
+    ctx.session.flush()
+    audit.record(
+        ctx,
+        "user.delete",
+        target_type="user",
+        target_id=user.id,
+        before=snapshot(user),
+        after={"deletion_batch_id": batch, "counts": impact},
+        tenant_id=None,
+    )
+    return batch
+
+
+def restore_user(ctx: ServiceContext, user: User) -> User:
+    """Bring back the user with the memberships, grants and keys deleted with them."""
+    ctx.require(Perm.TRASH_RESTORE, global_scope=True)
+    batch = user.deletion_batch_id
+    with scoping.cross_tenant(ctx.session), scoping.include_deleted(ctx.session):
+        for model, cond in _user_family(ctx, user.id):
+            ctx.session.execute(
+                update(model)
+                .where(cond, model.deletion_batch_id == batch)
+                .values(deleted_at=None, deletion_batch_id=None),
+                execution_options={"synchronize_session": False},
+            )
+    user.deleted_at, user.deletion_batch_id = None, None
+    ctx.session.flush()
+    audit.record(
+        ctx,
+        "user.restore",
+        target_type="user",
+        target_id=user.id,
+        after={"deletion_batch_id": batch},
+        tenant_id=None,
+    )
+    return user
+
+
+def user_tenants(ctx: ServiceContext, user_id: uuid.UUID) -> list[tuple[Tenant, list[str]]]:
+    """The live tenants a user belongs to, each with the user's tenant-level role keys."""
+    m, g = Membership.__table__, Grant.__table__
+    with scoping.cross_tenant(ctx.session):
+        tenants = list(
+            ctx.session.scalars(
+                select(Tenant)
+                .where(
+                    Tenant.id.in_(
+                        select(m.c.tenant_id).where(m.c.user_id == user_id, m.c.deleted_at.is_(None))
+                    )
+                )
+                .order_by(Tenant.slug)
+            )
+        )
+        roles: dict[uuid.UUID, list[str]] = {t.id: [] for t in tenants}
+        for tid, role in ctx.session.execute(
+            select(g.c.tenant_id, g.c.role_key)
+            .where(
+                g.c.principal_type == "user",
+                g.c.principal_id == user_id,
+                g.c.resource_id.is_(None),
+                g.c.deleted_at.is_(None),
+                g.c.tenant_id.in_(list(roles)),
+            )
+            .order_by(g.c.role_key)
+        ):
+            roles[tid].append(role)
+    return [(t, roles[t.id]) for t in tenants]
+
+
+# --- one's own profile -------------------------------------------------------------------------
+
+
+def me(ctx: ServiceContext) -> User:
+    mark_decided("authenticated")
+    user = ctx.session.get(User, ctx.principal.user_id) if ctx.principal.user_id else None
+    if user is None:
+        raise NotFound("user")
+    return user
+
+
+def update_me(ctx: ServiceContext, changes: dict[str, Any]) -> User:
+    user = me(ctx)
+    before = snapshot(user) | {
+        "language": user.language,
+        "theme": user.theme,
+        "preferences": user.preferences,
+    }
+    for key, value in changes.items():
+        if key in ("first_name", "last_name"):
+            setattr(user, key, (value or "").strip()[:100])
+        elif key == "language":
+            if value not in LANGUAGES:
+                raise Invalid("language must be en or de", code="invalid_language", field="language")
+            user.language = value
+        elif key == "theme":
+            if value not in THEMES:
+                raise Invalid("theme must be light, dark or system", code="invalid_theme", field="theme")
+            user.theme = value
+        elif key == "preferences":
+            merged = dict(user.preferences or {})
+            for pk, pv in (value or {}).items():
+                if pk not in PREFERENCE_KEYS or not isinstance(pv, PREFERENCE_KEYS[pk]):
+                    raise Invalid(
+                        f"unknown or mistyped preference {pk!r}",
+                        code="invalid_preference",
+                        field=f"preferences.{pk}",
+                    )
+                merged[pk] = pv
+            user.preferences = merged
+        elif key == "default_tenant_id":
+            if value is not None and value not in {t.id for t, _ in user_tenants(ctx, user.id)}:
+                raise NotFound("tenant")
+            user.default_tenant_id = value
+        else:
+            raise Invalid(f"{key} cannot be changed", code="field_not_editable", field=key)
+    ctx.session.flush()
+    after = snapshot(user) | {"language": user.language, "theme": user.theme, "preferences": user.preferences}
+    b, a = audit.diff(before, after)
+    if a:
+        audit.record(
+            ctx, "profile.update", target_type="user", target_id=user.id, before=b, after=a, tenant_id=None
+        )
     return user

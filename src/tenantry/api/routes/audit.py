@@ -7,7 +7,7 @@ import io
 import json
 import uuid
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -22,8 +22,23 @@ from tenantry.services.context import ServiceContext
 
 router = APIRouter(tags=["audit"])
 
-CSV_COLUMNS = ["id", "occurred_at", "tenant_id", "actor_type", "actor_id", "actor_label", "impersonator_id",
-               "action", "target_type", "target_id", "before", "after", "ip", "user_agent", "request_id"]
+CSV_COLUMNS = [
+    "id",
+    "occurred_at",
+    "tenant_id",
+    "actor_type",
+    "actor_id",
+    "actor_label",
+    "impersonator_id",
+    "action",
+    "target_type",
+    "target_id",
+    "before",
+    "after",
+    "ip",
+    "user_agent",
+    "request_id",
+]
 
 
 def audit_filter(
@@ -34,7 +49,14 @@ def audit_filter(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> audit.AuditFilter:
-    return audit.AuditFilter(actor_id, action, target_type, target_id, since, until)
+    return audit.AuditFilter(actor_id, action, target_type, target_id, _utc(since), _utc(until))
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """A timestamp without an offset means UTC (the API's only time zone), never a 500."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
 
 
 FilterDep = Annotated[audit.AuditFilter, Depends(audit_filter)]
@@ -63,18 +85,32 @@ def _stream(request: Request, ctx: ServiceContext, flt: audit.AuditFilter, fmt: 
                     yield json.dumps(d) + "\n"
                     continue
                 buf = io.StringIO()
-                csv.writer(buf).writerow([
-                    d["id"], d["occurred_at"], d["tenant_id"], d["actor"]["type"], d["actor"]["id"],
-                    d["actor"]["label"], d["impersonator_id"], d["action"], d["target"]["type"],
-                    d["target"]["id"], json.dumps(d["before"]), json.dumps(d["after"]), d["ip"],
-                    d["user_agent"], d["request_id"],
-                ])
+                csv.writer(buf).writerow(
+                    [
+                        d["id"],
+                        d["occurred_at"],
+                        d["tenant_id"],
+                        d["actor"]["type"],
+                        d["actor"]["id"],
+                        d["actor"]["label"],
+                        d["impersonator_id"],
+                        d["action"],
+                        d["target"]["type"],
+                        d["target"]["id"],
+                        json.dumps(d["before"]),
+                        json.dumps(d["after"]),
+                        d["ip"],
+                        d["user_agent"],
+                        d["request_id"],
+                    ]
+                )
                 yield buf.getvalue()
 
     media = "application/x-ndjson" if fmt == "jsonl" else "text/csv; charset=utf-8"
     ext = "jsonl" if fmt == "jsonl" else "csv"
-    return StreamingResponse(rows(), media_type=media,
-                             headers={"Content-Disposition": f'attachment; filename="audit.{ext}"'})
+    return StreamingResponse(
+        rows(), media_type=media, headers={"Content-Disposition": f'attachment; filename="audit.{ext}"'}
+    )
 
 
 def _page(ctx: ServiceContext, flt: audit.AuditFilter, limit: int, cursor: str | None) -> Page[AuditEventOut]:
@@ -87,16 +123,28 @@ Cursor = Annotated[str | None, Query(max_length=200)]
 
 
 @router.get("/api/v1/audit", response_model=Page[AuditEventOut])
-def list_events(request: Request, ctx: CtxDep, flt: FilterDep, limit: Limit = 50, cursor: Cursor = None,
-                format: Format = "json"):  # type: ignore[no-untyped-def]  # noqa: A002
+def list_events(
+    request: Request,
+    ctx: CtxDep,
+    flt: FilterDep,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    format: Format = "json",
+):  # type: ignore[no-untyped-def]
     if format != "json":
         return _stream(request, ctx, flt, format)
     return _page(ctx, flt, limit, cursor)
 
 
 @router.get("/api/v1/tenants/{tenant}/audit", response_model=Page[AuditEventOut])
-def list_tenant_events(request: Request, ctx: TenantCtxDep, flt: FilterDep, limit: Limit = 50,
-                       cursor: Cursor = None, format: Format = "json"):  # type: ignore[no-untyped-def]  # noqa: A002
+def list_tenant_events(
+    request: Request,
+    ctx: TenantCtxDep,
+    flt: FilterDep,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    format: Format = "json",
+):  # type: ignore[no-untyped-def]
     if format != "json":
         return _stream(request, ctx, flt, format)
     return _page(ctx, flt, limit, cursor)

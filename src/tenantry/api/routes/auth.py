@@ -1,25 +1,85 @@
-"""Sign in and out."""
+"""Sign in and out, forgotten passwords, invitation acceptance."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
-from tenantry.api.deps import AnonCtxDep, CtxDep
-from tenantry.api.schemas.auth import LoginIn, TokenOut
-from tenantry.services import auth
+from tenantry.api.deps import CSRF_COOKIE, SESSION_COOKIE, AnonCtxDep, CtxDep
+from tenantry.api.schemas.auth import AcceptIn, CookieLoginOut, ForgotIn, LoginIn, ResetIn, TokenOut
+from tenantry.services import auth, invitations
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
 
 @router.post("/login", response_model=TokenOut)
 def login(ctx: AnonCtxDep, body: LoginIn) -> TokenOut:
-    issued = auth.login(ctx, email=body.email, password=body.password)
+    issued = auth.login(ctx, email=body.email, password=body.password, totp_code=body.totp_code)
     ctx.commit()
-    return TokenOut(token=issued.token, expires_at=issued.expires_at)
+    return TokenOut(
+        token=issued.token, expires_at=issued.expires_at, requires_2fa_setup=issued.requires_2fa_setup
+    )
+
+
+@router.post("/session", response_model=CookieLoginOut)
+def login_cookie(ctx: AnonCtxDep, body: LoginIn, request: Request, response: Response) -> CookieLoginOut:
+    """Cookie variant for the console: HttpOnly session cookie plus a CSRF token."""
+    issued = auth.login(ctx, email=body.email, password=body.password, totp_code=body.totp_code, cookie=True)
+    ctx.commit()
+    assert issued.csrf_token is not None
+    secure = request.url.scheme == "https"
+    response.set_cookie(
+        SESSION_COOKIE,
+        issued.token,
+        httponly=True,
+        secure=secure,
+        samesite="lax",
+        path="/",
+        expires=issued.expires_at,
+    )
+    response.set_cookie(
+        CSRF_COOKIE,
+        issued.csrf_token,
+        httponly=False,
+        secure=secure,
+        samesite="lax",
+        path="/",
+        expires=issued.expires_at,
+    )
+    return CookieLoginOut(
+        csrf_token=issued.csrf_token,
+        expires_at=issued.expires_at,
+        requires_2fa_setup=issued.requires_2fa_setup,
+    )
 
 
 @router.post("/logout", status_code=204)
 def logout(ctx: CtxDep) -> Response:
     auth.logout(ctx)
     ctx.commit()
+    response = Response(status_code=204)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    response.delete_cookie(CSRF_COOKIE, path="/")
+    return response
+
+
+@router.post("/password/forgot", status_code=202)
+def forgot_password(ctx: AnonCtxDep, body: ForgotIn) -> dict[str, str]:
+    invitations.forgot_password(ctx, email=body.email)
+    ctx.commit()
+    return {"detail": "if the address has an account, a reset link is on its way"}
+
+
+@router.post("/password/reset", status_code=204)
+def reset_password(ctx: AnonCtxDep, body: ResetIn) -> Response:
+    invitations.reset_password(ctx, token=body.token, new_password=body.new_password)
+    ctx.commit()
     return Response(status_code=204)
+
+
+@router.post("/invitations/accept", response_model=TokenOut)
+def accept_invitation(ctx: AnonCtxDep, body: AcceptIn) -> TokenOut:
+    issued = invitations.accept_invitation(ctx, token=body.token, password=body.password)
+    ctx.commit()
+    return TokenOut(
+        token=issued.token, expires_at=issued.expires_at, requires_2fa_setup=issued.requires_2fa_setup
+    )

@@ -54,7 +54,9 @@ def get_tenant(ctx: TenantCtxDep, response: Response) -> TenantOut:
 
 
 @router.patch("/{tenant}", response_model=TenantOut)
-def update_tenant(ctx: TenantCtxDep, body: TenantUpdate, response: Response, if_match: IfMatch = None) -> TenantOut:
+def update_tenant(
+    ctx: TenantCtxDep, body: TenantUpdate, response: Response, if_match: IfMatch = None
+) -> TenantOut:
     assert ctx.tenant is not None
     tenant = tenants.update_tenant(ctx, ctx.tenant, body.changes(), if_match=parse_if_match(if_match))
     ctx.commit()

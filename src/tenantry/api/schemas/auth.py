@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Literal
 
@@ -19,3 +20,75 @@ class TokenOut(BaseModel):
     token: str
     token_type: Literal["bearer"] = "bearer"
     expires_at: datetime
+    requires_2fa_setup: bool = False
+
+
+class CookieLoginOut(BaseModel):
+    csrf_token: str
+    expires_at: datetime
+    requires_2fa_setup: bool = False
+
+
+class ForgotIn(Strict):
+    email: str = Field(min_length=1, max_length=320)
+
+
+class ResetIn(Strict):
+    token: str = Field(min_length=10, max_length=200)
+    new_password: str = Field(min_length=1, max_length=1024)
+
+
+class AcceptIn(Strict):
+    token: str = Field(min_length=10, max_length=200)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class SessionOut(BaseModel):
+    id: uuid.UUID
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime
+    ip: str | None
+    user_agent: str | None
+    current: bool
+
+
+class ApiKeyCreate(Strict):
+    name: str = Field(min_length=1, max_length=100)
+    scope: Literal["read", "read_write"] = "read"
+    expires_at: datetime | None = None
+    tenant_id: uuid.UUID | None = None
+
+
+class ApiKeyOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    prefix: str
+    scope: str
+    tenant_id: uuid.UUID | None
+    created_at: datetime
+    expires_at: datetime
+    last_used_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyOut):
+    token: str
+
+
+class TotpSetupOut(BaseModel):
+    secret: str
+    otpauth_uri: str
+    qr_svg: str
+
+
+class CodeIn(Strict):
+    code: str = Field(min_length=6, max_length=64)
+
+
+class TotpDisableIn(Strict):
+    password: str = Field(min_length=1, max_length=1024)
+    code: str = Field(min_length=6, max_length=64)
+
+
+class RecoveryCodesOut(BaseModel):
+    recovery_codes: list[str]

@@ -1,11 +1,28 @@
 """Mapped classes. Importing this package registers every table on `Base.metadata`."""
 
+from tenantry.db.tables.api_keys import ApiKey
 from tenantry.db.tables.audit import AuditEvent
 from tenantry.db.tables.grants import GlobalGrant, Grant
+from tenantry.db.tables.login_throttle import LoginThrottle
 from tenantry.db.tables.memberships import Membership
+from tenantry.db.tables.outbox import OutboxMessage
 from tenantry.db.tables.resources import Resource
 from tenantry.db.tables.sessions import AuthSession
 from tenantry.db.tables.tenants import Tenant
+from tenantry.db.tables.user_tokens import UserToken
 from tenantry.db.tables.users import User
 
-__all__ = ["AuditEvent", "AuthSession", "GlobalGrant", "Grant", "Membership", "Resource", "Tenant", "User"]
+__all__ = [
+    "ApiKey",
+    "AuditEvent",
+    "AuthSession",
+    "GlobalGrant",
+    "Grant",
+    "LoginThrottle",
+    "Membership",
+    "OutboxMessage",
+    "Resource",
+    "Tenant",
+    "User",
+    "UserToken",
+]

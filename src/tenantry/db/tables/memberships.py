@@ -18,6 +18,12 @@ class Membership(TenantOwned, Timestamped, SoftDeletable, Base):
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),
         Index("ix_memberships_user_id_tenant_id", "user_id", "tenant_id"),
-        Index("uq_memberships_live", "tenant_id", "user_id", unique=True,
-              sqlite_where=text("deleted_at IS NULL"), postgresql_where=text("deleted_at IS NULL")),
+        Index(
+            "uq_memberships_live",
+            "tenant_id",
+            "user_id",
+            unique=True,
+            sqlite_where=text("deleted_at IS NULL"),
+            postgresql_where=text("deleted_at IS NULL"),
+        ),
     )

@@ -24,5 +24,9 @@ class AuthSession(Base):
     idle_expires_at: Mapped[datetime]
     expires_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Hash of the CSRF token paired with a cookie session (double submit, bound to the session).
+    csrf_hash: Mapped[str | None] = mapped_column(String(64), default=None)
+    # A restricted session may only finish 2FA setup (tenant requires 2FA) or sign out.
+    restricted: Mapped[bool] = mapped_column(default=False)
     ip: Mapped[str | None] = mapped_column(String(64), default=None)
     user_agent: Mapped[str | None] = mapped_column(String(512), default=None)

@@ -22,6 +22,8 @@ class Tenant(Timestamped, SoftDeletable, Base):
     branding_color: Mapped[str | None] = mapped_column(String(7), default=None)
     branding_logo_url: Mapped[str | None] = mapped_column(String(2048), default=None)
     status: Mapped[str] = mapped_column(String(16), default="active")
+    # Members without 2FA must set it up at their next sign-in.
+    require_2fa: Mapped[bool] = mapped_column(default=False)
     version: Mapped[int] = mapped_column(default=1)
 
     __mapper_args__ = {"version_id_col": version}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ForeignKey, String
@@ -30,6 +31,12 @@ class User(Timestamped, SoftDeletable, Base):
     language: Mapped[str] = mapped_column(String(8), default="en")
     theme: Mapped[str] = mapped_column(String(8), default="system")
     preferences: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    password_changed_at: Mapped[datetime | None] = mapped_column(default=None)
+    # TOTP: the shared secret, the last accepted time step (replay guard), hashed recovery codes.
+    totp_secret: Mapped[str | None] = mapped_column(String(64), default=None)
+    totp_enabled_at: Mapped[datetime | None] = mapped_column(default=None)
+    totp_last_step: Mapped[int | None] = mapped_column(default=None)
+    recovery_code_hashes: Mapped[list[str]] = mapped_column(JSONType, default=list)
     version: Mapped[int] = mapped_column(default=1)
 
     __mapper_args__ = {"version_id_col": version}

@@ -243,7 +243,9 @@ def downgrade() -> None:
     rls.disable(op.get_bind(), TENANT_OWNED)
     with op.batch_alter_table("memberships", schema=None) as batch_op:
         batch_op.drop_index(
-            "uq_memberships_live", sqlite_where=sa.text("deleted_at IS NULL"), postgresql_where=sa.text("deleted_at IS NULL")
+            "uq_memberships_live",
+            sqlite_where=sa.text("deleted_at IS NULL"),
+            postgresql_where=sa.text("deleted_at IS NULL"),
         )
         batch_op.drop_index("ix_memberships_user_id_tenant_id")
         batch_op.drop_index(batch_op.f("ix_memberships_deletion_batch_id"))

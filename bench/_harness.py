@@ -1,0 +1,401 @@
+"""Shared benchmark plumbing: uvicorn subprocesses, a closed-loop load generator, CPU accounting.
+
+Load generation uses `wrk` (C, epoll, one thread) when it is installed — the bench tries
+`apt-get install wrk` once when it is missing and it runs as root — and otherwise a Python
+fallback: one process per connection, each a closed loop over a keep-alive `http.client`
+connection. Either way the bare baseline is driven by the same client with the same
+concurrency, so the app/bare ratio stays fair; the CPU columns show who was busy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import multiprocessing
+import os
+import random
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from array import array
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+
+from bench import ROOT
+
+HOST = "127.0.0.1"
+_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+# --------------------------------------------------------------------------- CPU accounting
+
+
+def proc_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of one process (all its threads), from /proc."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+
+
+def machine_busy_seconds() -> float | None:
+    """CPU seconds spent not idle, summed over every core, from /proc/stat."""
+    try:
+        with open("/proc/stat") as f:
+            values = [int(v) for v in f.readline().split()[1:9]]
+    except OSError:
+        return None
+    user, nice, system, idle, iowait, irq, softirq, steal = values
+    return (user + nice + system + irq + softirq + steal) / _CLK_TCK
+
+
+def children_cpu_seconds() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+@dataclass
+class CpuSample:
+    server: float | None
+    machine: float | None
+    wall: float
+
+    @classmethod
+    def take(cls, pid: int) -> CpuSample:
+        return cls(proc_cpu_seconds(pid), machine_busy_seconds(), time.monotonic())
+
+
+def _pct(a: float | None, b: float | None, wall: float) -> float | None:
+    if a is None or b is None or wall <= 0:
+        return None
+    return 100.0 * (b - a) / wall
+
+
+# --------------------------------------------------------------------------- servers
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """`python -m uvicorn APP --factory` on a free port, log level warning, no access log."""
+
+    name: str
+    app: str
+    env: dict[str, str]
+    log_dir: Path
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    @property
+    def log_path(self) -> Path:
+        return self.log_dir / f"{self.name}.log"
+
+    def start(self, timeout: float = 60.0) -> Server:
+        cmd = [sys.executable, "-m", "uvicorn", self.app, "--factory", "--host", HOST,
+               "--port", str(self.port), "--log-level", "warning", "--no-access-log"]
+        env = {**os.environ, **self.env}
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+        log = open(self.log_path, "wb")  # noqa: SIM115 (closed with the process)
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server {self.name} exited with {self.proc.returncode}:\n{self.log_tail()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(self.base_url + "/healthz", timeout=2).status_code == 200:
+                    return self
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"server {self.name} did not become ready in {timeout:.0f} s:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def __enter__(self) -> Server:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+
+# --------------------------------------------------------------------------- load generation
+
+
+@dataclass(frozen=True)
+class Load:
+    """What to request: `path` is fixed, or a %-template filled with randrange(choices)."""
+
+    path: str
+    headers: dict[str, str]
+    concurrency: int
+    warmup: int  # seconds, not measured
+    duration: int  # seconds, measured
+    choices: int = 0
+
+
+@dataclass
+class Result:
+    client: str
+    requests: int
+    seconds: float
+    errors: int  # socket errors, timeouts
+    bad_status: int  # responses outside 2xx/3xx
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    server_cpu: float | None  # % of one core, during the measured window
+    client_cpu: float | None
+    machine_cpu: float | None  # % of one core, summed over every core (2 cores busy = 200)
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+_WRK_SCRIPT = r"""
+local template = %(template)s
+local choices = %(choices)d
+%(headers)s
+math.randomseed(%(seed)d)
+if choices > 0 then
+  request = function()
+    return wrk.format("GET", string.format(template, math.random(0, choices - 1)))
+  end
+else
+  wrk.path = template
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "BENCHJSON {\"requests\": %%d, \"duration_us\": %%d, \"errors\": %%d, \"bad_status\": %%d, " ..
+    "\"p50\": %%d, \"p90\": %%d, \"p99\": %%d, \"max\": %%d}\n",
+    summary.requests, summary.duration, e.connect + e.read + e.write + e.timeout, e.status,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
+end
+"""
+
+
+def _lua_str(s: str) -> str:
+    return json.dumps(s)  # a JSON string literal is a valid Lua string literal for ASCII text
+
+
+class LoadGenerator:
+    def __init__(self, kind: str, console: Console, work_dir: Path) -> None:
+        self.console = console
+        self.work_dir = work_dir
+        self.kind = resolve_client(kind, console)
+
+    def run(self, base_url: str, load: Load, server_pid: int) -> Result:
+        if self.kind == "wrk":
+            return self._run_wrk(base_url, load, server_pid)
+        return self._run_python(base_url, load, server_pid)
+
+    # ---- wrk
+
+    def _wrk_once(self, base_url: str, load: Load, seconds: int) -> dict[str, int]:
+        script = self.work_dir / "load.lua"
+        headers = "\n".join(f"wrk.headers[{_lua_str(k)}] = {_lua_str(v)}" for k, v in load.headers.items())
+        script.write_text(_WRK_SCRIPT % {"template": _lua_str(load.path), "choices": load.choices,
+                                         "headers": headers, "seed": random.randrange(1 << 30)})
+        cmd = ["wrk", "-t1", f"-c{load.concurrency}", f"-d{seconds}s", "--timeout", "10s", "-s", str(script),
+               base_url + (load.path if not load.choices else "/")]
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60, check=False)
+        for line in out.stdout.splitlines():
+            if line.startswith("BENCHJSON "):
+                return json.loads(line[len("BENCHJSON "):])
+        raise RuntimeError(f"wrk failed ({out.returncode}): {out.stdout}\n{out.stderr}")
+
+    def _run_wrk(self, base_url: str, load: Load, server_pid: int) -> Result:
+        if load.warmup:
+            self._wrk_once(base_url, load, load.warmup)
+        c0, s0 = children_cpu_seconds(), CpuSample.take(server_pid)
+        r = self._wrk_once(base_url, load, load.duration)
+        c1, s1 = children_cpu_seconds(), CpuSample.take(server_pid)
+        wall = s1.wall - s0.wall
+        return Result(
+            client="wrk", requests=r["requests"], seconds=r["duration_us"] / 1e6, errors=r["errors"],
+            bad_status=r["bad_status"], p50_ms=r["p50"] / 1000, p90_ms=r["p90"] / 1000,
+            p99_ms=r["p99"] / 1000, max_ms=r["max"] / 1000,
+            server_cpu=_pct(s0.server, s1.server, wall), client_cpu=_pct(c0, c1, wall),
+            machine_cpu=_pct(s0.machine, s1.machine, wall),
+        )
+
+    # ---- Python fallback
+
+    def _run_python(self, base_url: str, load: Load, server_pid: int) -> Result:
+        ctx = multiprocessing.get_context("fork")
+        queue = ctx.Queue()
+        start = time.time() + 0.5
+        warm_end = start + load.warmup
+        end = warm_end + load.duration
+        port = int(base_url.rsplit(":", 1)[1])
+        procs = [
+            ctx.Process(target=_py_worker, args=(port, load, start, warm_end, end, seed, queue), daemon=True)
+            for seed in range(load.concurrency)
+        ]
+        c0 = children_cpu_seconds()
+        for p in procs:
+            p.start()
+        time.sleep(max(0.0, warm_end - time.time()))
+        s0 = CpuSample.take(server_pid)
+        time.sleep(max(0.0, end - time.time()))
+        s1 = CpuSample.take(server_pid)
+        parts = [queue.get(timeout=load.duration + 60) for _ in procs]
+        for p in procs:
+            p.join(30)
+        c1 = children_cpu_seconds()
+        latencies = array("d")
+        for part in parts:
+            latencies.frombytes(part["latencies"])
+        ordered = sorted(latencies)
+        wall = s1.wall - s0.wall
+        # The workers' CPU covers warm-up too: scale it to the measured window.
+        client_cpu = _pct(c0, c1, load.warmup + load.duration + 0.5)
+        return Result(
+            client="python", requests=len(ordered), seconds=float(load.duration),
+            errors=sum(p["errors"] for p in parts), bad_status=sum(p["bad_status"] for p in parts),
+            p50_ms=_percentile(ordered, 50) * 1000, p90_ms=_percentile(ordered, 90) * 1000,
+            p99_ms=_percentile(ordered, 99) * 1000, max_ms=(ordered[-1] if ordered else 0.0) * 1000,
+            server_cpu=_pct(s0.server, s1.server, wall), client_cpu=client_cpu,
+            machine_cpu=_pct(s0.machine, s1.machine, wall),
+        )
+
+
+def _percentile(ordered: list[float], pct: float) -> float:
+    if not ordered:
+        return 0.0
+    return ordered[min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered)) - 1))]
+
+
+def _py_worker(port: int, load: Load, start: float, warm_end: float, end: float, seed: int,
+               queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    rnd = random.Random(seed)
+    latencies = array("d")
+    errors = bad = 0
+    time.sleep(max(0.0, start - time.time()))
+    conn = http.client.HTTPConnection(HOST, port, timeout=10)
+    perf = time.perf_counter
+    while True:
+        path = load.path % rnd.randrange(load.choices) if load.choices else load.path
+        t0 = perf()
+        try:
+            conn.request("GET", path, headers=load.headers)
+            resp = conn.getresponse()
+            resp.read()
+            status = resp.status
+        except (OSError, http.client.HTTPException):
+            status = 0
+            conn.close()
+            conn = http.client.HTTPConnection(HOST, port, timeout=10)
+        elapsed = perf() - t0
+        now = time.time()
+        if now >= end:
+            break
+        if now >= warm_end:
+            if status == 0:
+                errors += 1
+            else:
+                latencies.append(elapsed)
+                bad += not 200 <= status < 400
+    conn.close()
+    queue.put({"latencies": latencies.tobytes(), "errors": errors, "bad_status": bad})
+
+
+# --------------------------------------------------------------------------- choosing the client
+
+
+def _try_install_wrk(console: Console) -> bool:
+    if os.environ.get("TENANTRY_BENCH_NO_INSTALL") or not shutil.which("apt-get"):
+        return False
+    if hasattr(os, "geteuid") and os.geteuid() != 0:
+        return False
+    console.print("[dim]wrk is not installed: trying `apt-get install -y wrk` "
+                  "(set TENANTRY_BENCH_NO_INSTALL=1 to skip)[/dim]")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmds in ([["apt-get", "install", "-y", "-q", "wrk"]],
+                 [["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "wrk"]]):
+        try:
+            ok = all(subprocess.run(c, env=env, capture_output=True, timeout=240, check=False).returncode == 0
+                     for c in cmds)
+        except (OSError, subprocess.TimeoutExpired):
+            ok = False
+        if ok and shutil.which("wrk"):
+            return True
+    return False
+
+
+def _wrk_works() -> bool:
+    try:
+        out = subprocess.run(["wrk", "--version"], capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return "wrk" in (out.stdout + out.stderr)
+
+
+_resolved: dict[str, str] = {}
+
+
+def resolve_client(kind: str, console: Console) -> str:
+    """"wrk" or "python": `auto` means wrk when it is (or can be) installed."""
+    if kind == "python":
+        return "python"
+    if kind not in _resolved:
+        available = (shutil.which("wrk") is not None or _try_install_wrk(console)) and _wrk_works()
+        if not available and kind == "wrk":
+            raise RuntimeError("--client wrk: wrk is not installed and could not be installed")
+        if not available:
+            console.print("[yellow]wrk unavailable: using the Python load generator "
+                          "(one process per connection; slower, so ratios are conservative)[/yellow]")
+        _resolved[kind] = "wrk" if available else "python"
+    return _resolved[kind]
+
+
+@contextlib.contextmanager
+def servers(*items: Server) -> Iterator[tuple[Server, ...]]:
+    started: list[Server] = []
+    try:
+        for s in items:
+            started.append(s.start())
+        yield items
+    finally:
+        for s in reversed(started):
+            s.stop()

@@ -1,0 +1,373 @@
+"""Tenants through the full stack: uvicorn → FastAPI → services → SQLAlchemy → SQLite/PostgreSQL.
+
+1. `GET /api/v1/tenants/{slug}` as a superadmin (bearer token from `POST /api/v1/auth/login`),
+   requests/second against a bare Starlette endpoint returning the same JSON body, served by
+   the same uvicorn settings in the same run. Target: app ≥ 50% of bare.
+2. `GET /api/v1/tenants?limit=50` latency (p50/p99, one connection) with 100 tenants vs
+   10,000 tenants, plus a deep page (cursor near the end). Target: 10,000 ≤ 1.3× of 100.
+
+Runs on SQLite always, and on PostgreSQL when TENANTRY_BENCH_POSTGRES_URL or
+TENANTRY_TEST_POSTGRES_URL names a database a superuser can reach: a throw-away database and
+a plain application role (no BYPASSRLS, so row-level security applies) are created exactly as
+the tests do (`tests.backends.create_backend`) and dropped afterwards. Prints; never asserts
+on time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from bench import Options
+from bench._harness import Load, LoadGenerator, Result, Server
+
+TENANTS_SMALL = 100
+TENANTS_LARGE = 10_000
+MEMBERS_PER_TENANT = 3  # memberships and resources give the list's counts something to count
+RESOURCES_PER_TENANT = 5
+USERS = 300
+SLUG = "tenant-%05d"  # zero-padded: slug order = insertion order, and every body has one size
+CONCURRENCY = 8  # connections for the throughput runs; latency runs use one
+ADMIN_EMAIL = "bench-admin@example.com"
+ADMIN_PASSWORD = "bench-" + secrets.token_urlsafe(24)
+PAGE = "/api/v1/tenants?limit=50"
+RPS_TARGET = 0.50  # app ≥ 50% of bare
+LATENCY_TARGET = 1.3  # 10,000 tenants ≤ 1.3× of 100 tenants
+
+
+@dataclass(frozen=True)
+class Timing:
+    rps_warmup: int
+    rps_duration: int
+    latency_warmup: int
+    latency_duration: int
+
+    @classmethod
+    def for_options(cls, options: Options) -> Timing:
+        return cls(1, 2, 1, 2) if options.quick else cls(3, 8, 2, 6)
+
+
+@dataclass
+class BackendResults:
+    name: str
+    client: str = ""
+    seed_seconds: float = 0.0
+    latency: dict[str, Result] = field(default_factory=dict)  # "100", "10000", "10000 deep"
+    rps: dict[str, Result] = field(default_factory=dict)  # "app", "bare", "app, aged token"
+    notes: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- backends and data
+
+
+def _postgres_admin_url() -> str | None:
+    return os.environ.get("TENANTRY_BENCH_POSTGRES_URL") or os.environ.get("TENANTRY_TEST_POSTGRES_URL")
+
+
+@contextlib.contextmanager
+def _backend(name: str, tmp: Path) -> Iterator[object]:
+    """A migrated throw-away database (and, on PostgreSQL, a plain app role), dropped after."""
+    from tests.backends import create_backend
+
+    saved = os.environ.get("TENANTRY_TEST_POSTGRES_URL")
+    if name == "postgres":
+        os.environ["TENANTRY_TEST_POSTGRES_URL"] = _postgres_admin_url() or ""
+    try:
+        backend = create_backend(tmp, name)
+    finally:
+        if saved is None:
+            os.environ.pop("TENANTRY_TEST_POSTGRES_URL", None)
+        else:
+            os.environ["TENANTRY_TEST_POSTGRES_URL"] = saved
+    try:
+        yield backend
+    finally:
+        backend.drop()
+
+
+def _seed_users(owner_url: str) -> list[object]:
+    """Plain users (Core insert) and one superadmin created through the services."""
+    from sqlalchemy import insert
+
+    from tenantry.authz import system_principal
+    from tenantry.db.engine import make_engine
+    from tenantry.db.session import Database
+    from tenantry.db.tables import User
+    from tenantry.db.types import utcnow
+    from tenantry.ids import uuid7
+    from tenantry.services import users
+    from tenantry.services.context import ServiceContext
+
+    now = utcnow()
+    ids = [uuid7() for _ in range(USERS)]
+    engine = make_engine(owner_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert(User.__table__), [
+                {"id": uid, "email": f"user{i:04d}@bench.example.com", "created_at": now, "updated_at": now}
+                for i, uid in enumerate(ids)
+            ])
+    finally:
+        engine.dispose()
+    db = Database(owner_url)
+    try:
+        with db.unit_of_work() as session:
+            ctx = ServiceContext(session=session, principal=system_principal("bench"))
+            users.create_user(ctx, email=ADMIN_EMAIL, password=ADMIN_PASSWORD, is_superadmin=True)
+    finally:
+        db.dispose()
+    return ids
+
+
+def _seed_tenants(owner_url: str, start: int, stop: int, user_ids: list[object]) -> None:
+    """Bulk Core inserts as the owner: tenants, their memberships and resources."""
+    from sqlalchemy import insert, text
+
+    from tenantry.db.engine import make_engine
+    from tenantry.db.tables import Membership, Resource, Tenant
+    from tenantry.db.types import utcnow
+    from tenantry.ids import uuid7
+
+    now = utcnow()
+    tenants, members, resources = [], [], []
+    for i in range(start, stop):
+        tid = uuid7()
+        tenants.append({"id": tid, "slug": SLUG % i, "name": f"Tenant {i:05d}", "description": "",
+                        "created_at": now, "updated_at": now})
+        members.extend({"tenant_id": tid, "id": uuid7(), "user_id": user_ids[(i + k) % len(user_ids)],
+                        "created_at": now, "updated_at": now} for k in range(MEMBERS_PER_TENANT))
+        resources.extend({"tenant_id": tid, "id": uuid7(), "type": "project", "name": f"project-{k}",
+                          "attributes": {}, "created_at": now, "updated_at": now}
+                         for k in range(RESOURCES_PER_TENANT))
+    engine = make_engine(owner_url)
+    try:
+        with engine.begin() as conn:
+            for table, rows in ((Tenant.__table__, tenants), (Membership.__table__, members),
+                                (Resource.__table__, resources)):
+                for i in range(0, len(rows), 5000):
+                    conn.execute(insert(table), rows[i : i + 5000])
+        if engine.dialect.name == "postgresql":
+            # What autovacuum would have done by the time a table holds 10,000 rows.
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.execute(text("ANALYZE"))
+    finally:
+        engine.dispose()
+
+
+def _age_session(owner_url: str, token: str, minutes: int = 5) -> None:
+    """Pretend the session was last seen `minutes` ago (the state of any token in real use)."""
+    from sqlalchemy import update
+
+    from tenantry.db.engine import make_engine
+    from tenantry.db.tables import AuthSession
+    from tenantry.db.types import utcnow
+    from tenantry.security import tokens
+
+    engine = make_engine(owner_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(update(AuthSession).where(AuthSession.token_hash == tokens.digest(token))
+                         .values(last_seen_at=utcnow() - timedelta(minutes=minutes)))
+    finally:
+        engine.dispose()
+
+
+# --------------------------------------------------------------------------- HTTP helpers
+
+
+def _login(app: Server) -> dict[str, str]:
+    r = httpx.post(app.base_url + "/api/v1/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD},
+                   timeout=30)
+    if r.status_code != 200:
+        raise RuntimeError(f"login failed: {r.status_code} {r.text[:500]}")
+    return {"Authorization": f"Bearer {r.json()['token']}"}
+
+
+def _get_ok(base_url: str, path: str, headers: dict[str, str]) -> httpx.Response:
+    r = httpx.get(base_url + path, headers=headers, timeout=30)
+    if r.status_code != 200:
+        raise RuntimeError(f"GET {path}: {r.status_code} {r.text[:500]}")
+    return r
+
+
+def _check_page(app: Server, path: str, headers: dict[str, str], first_slug: str) -> None:
+    items = _get_ok(app.base_url, path, headers).json()["items"]
+    if len(items) != 50 or items[0]["slug"] != first_slug:
+        raise RuntimeError(f"GET {path}: unexpected page ({len(items)} items, first {items[:1]})")
+    if items[0]["member_count"] != MEMBERS_PER_TENANT or items[0]["resource_count"] != RESOURCES_PER_TENANT:
+        raise RuntimeError(f"GET {path}: unexpected counts in {items[0]}")
+
+
+# --------------------------------------------------------------------------- one backend
+
+
+def _bench_backend(name: str, tmp: Path, gen: LoadGenerator, timing: Timing, console: Console) -> BackendResults:
+    from tenantry.services.pagination import encode_cursor
+
+    res = BackendResults(name, client=gen.kind)
+    lat = {"warmup": timing.latency_warmup, "duration": timing.latency_duration}
+    rps = {"warmup": timing.rps_warmup, "duration": timing.rps_duration}
+    work = tmp / name
+    work.mkdir()
+    with _backend(name, work) as backend:
+        owner_url, app_url = backend.owner_url, backend.app_url  # type: ignore[attr-defined]
+        started = time.monotonic()
+        user_ids = _seed_users(owner_url)
+        _seed_tenants(owner_url, 0, TENANTS_SMALL, user_ids)
+        env = {
+            "TENANTRY_DATABASE_URL": app_url,
+            "TENANTRY_LOG_LEVEL": "WARNING",
+            "TENANTRY_RUN_JOBS": "false",
+            "TENANTRY_SECRET_KEY": secrets.token_urlsafe(32),
+            "TENANTRY_OUTBOX_DIR": str(work / "outbox"),
+        }
+        with Server(f"app-{name}", "tenantry.api.app:create_app", env, work) as app:
+            console.print(f"[dim]{name}: app on {app.base_url} (pid {app.pid}); "
+                          f"{TENANTS_SMALL} tenants: measuring the list page[/dim]")
+            headers = _login(app)
+            _check_page(app, PAGE, headers, SLUG % 0)
+            res.latency["first page, 100 tenants"] = gen.run(app.base_url, Load(PAGE, headers, 1, **lat), app.pid)
+
+            t0 = time.monotonic()
+            _seed_tenants(owner_url, TENANTS_SMALL, TENANTS_LARGE, user_ids)
+            res.seed_seconds = time.monotonic() - started
+            console.print(f"[dim]{name}: seeded {TENANTS_LARGE:,} tenants "
+                          f"({TENANTS_LARGE * MEMBERS_PER_TENANT:,} memberships, "
+                          f"{TENANTS_LARGE * RESOURCES_PER_TENANT:,} resources) in "
+                          f"{time.monotonic() - t0:.1f} s[/dim]")
+            headers = _login(app)
+            _check_page(app, PAGE, headers, SLUG % 0)
+            res.latency["first page, 10,000 tenants"] = gen.run(
+                app.base_url, Load(PAGE, headers, 1, **lat), app.pid)
+            deep_at = TENANTS_LARGE - 100
+            deep = f"{PAGE}&cursor={encode_cursor(SLUG % (deep_at - 1))}"
+            _check_page(app, deep, headers, SLUG % deep_at)
+            res.latency[f"page at #{deep_at:,} (cursor), 10,000 tenants"] = gen.run(
+                app.base_url, Load(deep, headers, 1, **lat), app.pid)
+
+            console.print(f"[dim]{name}: measuring GET /api/v1/tenants/{{slug}} vs the bare endpoint[/dim]")
+            body = _get_ok(app.base_url, "/api/v1/tenants/" + SLUG % 5000, headers).content
+            body_file = work / "bare-body.json"
+            body_file.write_bytes(body)
+            with Server(f"bare-{name}", "bench._bare:create_app",
+                        {"TENANTRY_BENCH_BARE_BODY": str(body_file)}, work) as bare:
+                if _get_ok(bare.base_url, "/api/v1/tenants/" + SLUG % 5000, headers).json() != json.loads(body):
+                    raise RuntimeError("the bare endpoint does not return the app's body")
+                path = "/api/v1/tenants/" + SLUG
+                headers = _login(app)
+                res.rps["app"] = gen.run(app.base_url, Load(path, headers, CONCURRENCY, choices=TENANTS_LARGE,
+                                                            **rps), app.pid)
+                res.rps["bare Starlette"] = gen.run(
+                    bare.base_url, Load(path, headers, CONCURRENCY, choices=TENANTS_LARGE, **rps), bare.pid)
+            # Any token in real use was last seen over a minute ago: that path touches the session.
+            headers = _login(app)
+            _age_session(owner_url, headers["Authorization"].removeprefix("Bearer "))
+            res.rps["app, token last seen 5 min ago"] = gen.run(
+                app.base_url, Load(path, headers, CONCURRENCY, choices=TENANTS_LARGE, **rps), app.pid)
+            log = app.log_tail(10)
+            if log.strip():
+                res.notes.append(f"app server log (last lines):\n{log}")
+    return res
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _ms(v: float) -> str:
+    return f"{v:.2f}"
+
+
+def _cpu(v: float | None) -> str:
+    return "—" if v is None else f"{v:.0f}%"
+
+
+def _mark(ok: bool) -> str:
+    return "[green]✔ pass[/green]" if ok else "[red]✘ miss[/red]"
+
+
+def _errors(r: Result) -> str:
+    n = r.errors + r.bad_status
+    return "0" if n == 0 else f"[red]{n}[/red]"
+
+
+def _print_backend(res: BackendResults, console: Console) -> None:
+    t = Table(title=f"{res.name}: GET /api/v1/tenants/{{slug}} — {TENANTS_LARGE:,} tenants, "
+                    f"{CONCURRENCY} connections, client {res.client}", title_justify="left")
+    for col in ("server", "req/s", "p50 ms", "p99 ms", "requests", "errors", "server CPU", "client CPU",
+                "machine CPU"):
+        t.add_column(col, justify="left" if col == "server" else "right")
+    for label, r in res.rps.items():
+        t.add_row(label, f"{r.rps:,.0f}", _ms(r.p50_ms), _ms(r.p99_ms), f"{r.requests:,}", _errors(r),
+                  _cpu(r.server_cpu), _cpu(r.client_cpu), _cpu(r.machine_cpu))
+    console.print(t)
+    t = Table(title=f"{res.name}: GET {PAGE} — 1 connection, client {res.client}", title_justify="left")
+    for col in ("page", "p50 ms", "p90 ms", "p99 ms", "max ms", "req/s", "errors", "server CPU"):
+        t.add_column(col, justify="left" if col == "page" else "right")
+    for label, r in res.latency.items():
+        t.add_row(label, _ms(r.p50_ms), _ms(r.p90_ms), _ms(r.p99_ms), _ms(r.max_ms), f"{r.rps:,.0f}",
+                  _errors(r), _cpu(r.server_cpu))
+    console.print(t)
+    console.print("[dim]CPU columns: % of one core during the measured window (machine: all cores, "
+                  f"{os.cpu_count()} × 100%).[/dim]")
+    for note in res.notes:
+        console.print(f"[yellow]{note}[/yellow]")
+
+
+def _targets(results: list[BackendResults], console: Console) -> None:
+    t = Table(title="Targets", title_justify="left")
+    for col in ("backend", "measure", "value", "target", "result"):
+        t.add_column(col, justify="right" if col in ("value", "target") else "left")
+    for res in results:
+        app, bare = res.rps["app"], res.rps["bare Starlette"]
+        ratio = app.rps / bare.rps if bare.rps else 0.0
+        t.add_row(res.name, f"GET tenant req/s: app {app.rps:,.0f} / bare {bare.rps:,.0f}", f"{ratio:.1%}",
+                  f"≥ {RPS_TARGET:.0%}", _mark(ratio >= RPS_TARGET))
+        aged = res.rps.get("app, token last seen 5 min ago")
+        if aged is not None:
+            r2 = aged.rps / bare.rps if bare.rps else 0.0
+            t.add_row(res.name, f"  same, token last seen 5 min ago: {aged.rps:,.0f} req/s", f"{r2:.1%}",
+                      f"≥ {RPS_TARGET:.0%}", _mark(r2 >= RPS_TARGET))
+        base = res.latency["first page, 100 tenants"]
+        for label, r in res.latency.items():
+            if r is base:
+                continue
+            for pct in ("p50", "p99"):
+                a, b = getattr(r, f"{pct}_ms"), getattr(base, f"{pct}_ms")
+                ratio = a / b if b else float("inf")
+                t.add_row(res.name, f"list {pct}: {label} {a:.2f} ms / 100 tenants {b:.2f} ms",
+                          f"{ratio:.2f}×", f"≤ {LATENCY_TARGET}×", _mark(ratio <= LATENCY_TARGET))
+    console.print(t)
+
+
+def run(options: Options) -> None:
+    console = Console()
+    os.environ["TENANTRY_ARGON2_MEMORY_KIB"] = "1024"  # hashing the seeded admin's password only
+    os.environ["TENANTRY_ARGON2_TIME_COST"] = "1"
+    from tenantry.config import get_settings
+
+    get_settings.cache_clear()
+    timing = Timing.for_options(options)
+    names = ["sqlite"] + (["postgres"] if _postgres_admin_url() else [])
+    if len(names) == 1:
+        console.print("[dim]PostgreSQL skipped: set TENANTRY_BENCH_POSTGRES_URL or TENANTRY_TEST_POSTGRES_URL "
+                      "(e.g. postgresql://root@127.0.0.1:5432/postgres)[/dim]")
+    results = []
+    with tempfile.TemporaryDirectory(prefix="tenantry-bench-") as tmp:
+        gen = LoadGenerator(options.client, console, Path(tmp))
+        for name in names:
+            res = _bench_backend(name, Path(tmp), gen, timing, console)
+            _print_backend(res, console)
+            results.append(res)
+    _targets(results, console)

@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from tenantry.api.schemas import Strict
+from tenantry.db.tables import User
+
+
+class UserCreate(Strict):
+    email: str = Field(min_length=3, max_length=320)
+    first_name: str = Field(default="", max_length=100)
+    last_name: str = Field(default="", max_length=100)
+    password: str | None = Field(default=None, min_length=1, max_length=1024)
+    is_superadmin: bool = False
+
+
+class UserUpdate(Strict):
+    first_name: str | None = Field(default=None, max_length=100)
+    last_name: str | None = Field(default=None, max_length=100)
+    active: bool | None = None
+    is_superadmin: bool | None = None
+
+    def changes(self) -> dict[str, object]:
+        return {k: getattr(self, k) for k in self.model_fields_set if getattr(self, k) is not None}
+
+
+class UserOut(BaseModel):
+    id: uuid.UUID
+    email: str
+    first_name: str
+    last_name: str
+    active: bool
+    is_superadmin: bool
+    default_tenant_id: uuid.UUID | None
+    two_factor_enabled: bool
+    invitation_pending: bool
+    created_at: datetime
+
+    @classmethod
+    def of(cls, u: User) -> UserOut:
+        return cls(
+            id=u.id,
+            email=u.email,
+            first_name=u.first_name,
+            last_name=u.last_name,
+            active=u.active,
+            is_superadmin=u.is_superadmin,
+            default_tenant_id=u.default_tenant_id,
+            two_factor_enabled=u.totp_enabled_at is not None,
+            invitation_pending=u.password_hash is None,
+            created_at=u.created_at,
+        )
+
+
+class Preferences(Strict):
+    hide_ai: bool | None = None
+    compact_tables: bool | None = None
+    show_tips: bool | None = None
+
+
+class MeOut(UserOut):
+    language: str
+    theme: str
+    preferences: dict[str, bool]
+
+    @classmethod
+    def of(cls, u: User) -> MeOut:  # type: ignore[override]
+        base = UserOut.of(u).model_dump()
+        return cls(**base, language=u.language, theme=u.theme, preferences=u.preferences or {})
+
+
+class MeUpdate(Strict):
+    first_name: str | None = Field(default=None, max_length=100)
+    last_name: str | None = Field(default=None, max_length=100)
+    language: Literal["en", "de"] | None = None
+    theme: Literal["light", "dark", "system"] | None = None
+    preferences: Preferences | None = None
+    default_tenant_id: uuid.UUID | None = None
+
+    def changes(self) -> dict[str, object]:
+        out: dict[str, object] = {}
+        for k in self.model_fields_set:
+            v = getattr(self, k)
+            if k == "preferences":
+                out[k] = {pk: pv for pk, pv in (v.model_dump() if v else {}).items() if pv is not None}
+            elif v is not None or k == "default_tenant_id":
+                out[k] = v
+        return out
+
+
+class PasswordChange(Strict):
+    current_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=1, max_length=1024)
+
+
+class UserTenantOut(BaseModel):
+    id: uuid.UUID
+    slug: str
+    name: str
+    roles: list[str]
+    is_default: bool
+    member_count: int
+    resource_count: int
+
+
+class DeletionOut(BaseModel):
+    deletion_batch_id: uuid.UUID

@@ -1,0 +1,1 @@
+"""Background jobs: outbox delivery (and, later, purge and audit sealing)."""

@@ -1,0 +1,1 @@
+"""Mail: rendering (sandboxed), the outbox, SMTP delivery."""

@@ -1,0 +1,110 @@
+"""Personal API keys: `tnt_pat_` + 32 random bytes, shown once, stored as SHA-256."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+
+from tenantry.authz import visibility
+from tenantry.authz.engine import mark_decided
+from tenantry.config import get_settings
+from tenantry.db.tables import ApiKey
+from tenantry.db.types import utcnow
+from tenantry.errors import Invalid, NotFound, PermissionDenied
+from tenantry.ids import TOKEN_PREFIX_API_KEY
+from tenantry.security import tokens
+from tenantry.services import audit
+from tenantry.services.context import ServiceContext
+
+SCOPES = ("read", "read_write")
+
+
+@dataclass(frozen=True)
+class CreatedKey:
+    key: ApiKey
+    token: str
+
+
+def _require_session(ctx: ServiceContext) -> None:
+    """Keys are managed from a signed-in session, never with another key."""
+    mark_decided("authenticated")
+    if ctx.principal.user_id is None or ctx.principal.key_id is not None:
+        raise PermissionDenied("manage API keys from a signed-in session", code="session_required")
+
+
+def create_key(
+    ctx: ServiceContext,
+    *,
+    name: str,
+    scope: str,
+    expires_at: datetime | None = None,
+    tenant_id: uuid.UUID | None = None,
+) -> CreatedKey:
+    _require_session(ctx)
+    s = get_settings()
+    name = name.strip()
+    if not name:
+        raise Invalid("name must not be empty", code="invalid_name", field="name")
+    if scope not in SCOPES:
+        raise Invalid("scope must be read or read_write", code="invalid_scope", field="scope")
+    now = utcnow()
+    if expires_at is None:
+        expires_at = now + timedelta(days=s.api_key_default_days)
+    if expires_at.tzinfo is None:
+        raise Invalid("expires_at needs a time zone", code="invalid_expiry", field="expires_at")
+    if expires_at <= now:
+        raise Invalid("expires_at must be in the future", code="invalid_expiry", field="expires_at")
+    if expires_at > now + timedelta(days=s.api_key_max_days):
+        raise Invalid(
+            f"keys live at most {s.api_key_max_days} days", code="expiry_too_far", field="expires_at"
+        )
+    if tenant_id is not None and not visibility.can_see_tenant(ctx.session, ctx.principal, tenant_id):
+        # Security: the same answer as for a tenant that does not exist.
+        raise NotFound("tenant")
+    token = tokens.new_token(TOKEN_PREFIX_API_KEY)
+    key = ApiKey(
+        user_id=ctx.principal.user_id,
+        name=name[:100],
+        token_hash=tokens.digest(token),
+        prefix=token[: len(TOKEN_PREFIX_API_KEY) + 4],
+        scope=scope,
+        tenant_id=tenant_id,
+        expires_at=expires_at,
+    )
+    ctx.session.add(key)
+    ctx.session.flush()
+    audit.record(
+        ctx,
+        "api_key.create",
+        target_type="api_key",
+        target_id=key.id,
+        tenant_id=None,
+        after={"name": key.name, "scope": scope, "tenant_id": tenant_id, "expires_at": expires_at},
+    )
+    return CreatedKey(key, token)
+
+
+def list_keys(ctx: ServiceContext) -> list[ApiKey]:
+    mark_decided("authenticated")
+    return list(
+        ctx.session.scalars(
+            select(ApiKey)
+            .where(ApiKey.user_id == ctx.principal.user_id, ApiKey.revoked_at.is_(None))
+            .order_by(ApiKey.created_at.desc())
+        )
+    )
+
+
+def revoke_key(ctx: ServiceContext, key_id: uuid.UUID) -> None:
+    _require_session(ctx)
+    n = ctx.session.execute(
+        update(ApiKey)
+        .where(ApiKey.id == key_id, ApiKey.user_id == ctx.principal.user_id, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    ).rowcount  # type: ignore[attr-defined]
+    if not n:
+        raise NotFound("API key")
+    audit.record(ctx, "api_key.revoke", target_type="api_key", target_id=key_id, tenant_id=None)

@@ -1,0 +1,168 @@
+"""Invitations and password resets: single-use links, stored hashed, mailed via the outbox."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from tenantry.authz.engine import mark_decided
+from tenantry.config import get_settings
+from tenantry.db.tables import Tenant, User, UserToken
+from tenantry.db.types import utcnow
+from tenantry.errors import Invalid
+from tenantry.ids import uuid7
+from tenantry.mail import outbox
+from tenantry.security import tokens
+from tenantry.security.password_policy import check_password
+from tenantry.security.passwords import dummy_hash, hash_password, verify_password
+from tenantry.services import audit, auth
+from tenantry.services.context import ServiceContext
+
+INVITATION = "invitation"
+PASSWORD_RESET = "password_reset"
+
+
+def _issue(ctx: ServiceContext, user: User, kind: str, ttl: timedelta, tenant_id: uuid.UUID | None) -> str:
+    """A new single-use token; any older unused one of the same kind stops working."""
+    now = utcnow()
+    ctx.session.execute(
+        update(UserToken)
+        .where(UserToken.user_id == user.id, UserToken.kind == kind, UserToken.used_at.is_(None))
+        .values(used_at=now)
+    )
+    token = tokens.new_token("")
+    ctx.session.add(
+        UserToken(
+            id=uuid7(),
+            user_id=user.id,
+            kind=kind,
+            token_hash=tokens.digest(token),
+            tenant_id=tenant_id,
+            expires_at=now + ttl,
+        )
+    )
+    return token
+
+
+def send_invitation(ctx: ServiceContext, user: User, *, tenant: Tenant | None = None) -> None:
+    """Mail an invitation link (re-sending invalidates the previous link). Caller authorizes."""
+    s = get_settings()
+    ttl = timedelta(days=s.invitation_days)
+    token = _issue(ctx, user, INVITATION, ttl, tenant.id if tenant else None)
+    outbox.enqueue(
+        ctx.session,
+        kind="invitation",
+        to=user.email,
+        language=user.language,
+        tenant_id=tenant.id if tenant else None,
+        context={
+            "link": f"{s.public_url}/invitations/accept?token={token}",
+            "inviter": ctx.principal.label or "An administrator",
+            "tenant_name": tenant.name if tenant else None,
+            "expires_at": (utcnow() + ttl).strftime("%Y-%m-%d %H:%M UTC"),
+            "brand_color": (tenant.branding_color if tenant and tenant.branding_color else "#2f6fde"),
+        },
+    )
+    audit.record(
+        ctx,
+        "invitation.send",
+        target_type="user",
+        target_id=user.id,
+        after={"email": user.email},
+        tenant_id=tenant.id if tenant else None,
+    )
+
+
+def _redeem(ctx: ServiceContext, token: str, kind: str) -> tuple[UserToken, User]:
+    row = ctx.session.execute(
+        select(UserToken, User)
+        .join(User, User.id == UserToken.user_id)
+        .where(UserToken.token_hash == tokens.digest(token.strip()), UserToken.kind == kind)
+        .with_for_update(of=UserToken)
+    ).first()
+    if row is None or row[0].used_at is not None or row[0].expires_at <= utcnow():
+        raise Invalid(
+            "this link is not valid any more; ask for a new one",
+            code="invalid_or_expired_token",
+            field="token",
+        )
+    row[0].used_at = utcnow()
+    return row[0], row[1]
+
+
+def accept_invitation(ctx: ServiceContext, *, token: str, password: str) -> auth.IssuedSession:
+    """Set the first password and sign in (restricted to 2FA set-up if a tenant demands it)."""
+    mark_decided("public")
+    ut, user = _redeem(ctx, token, INVITATION)
+    check_password(password, email=user.email, has_2fa=user.totp_enabled_at is not None)
+    user.password_hash = hash_password(password)
+    user.password_changed_at = utcnow()
+    user.active = True
+    audit.record(ctx, "invitation.accept", target_type="user", target_id=user.id, tenant_id=ut.tenant_id)
+    return auth.open_session(ctx, user, cookie=False)
+
+
+def forgot_password(ctx: ServiceContext, *, email: str) -> None:
+    """Always the same answer. Security: comparable work whether or not the address exists."""
+    mark_decided("public")
+    s = get_settings()
+    email_n = email.strip().lower()[:320]
+    user = ctx.session.scalar(select(User).where(User.email == email_n, User.active.is_(True)))
+    verify_password(dummy_hash(), email_n)  # constant cost in both branches
+    if user is None:
+        audit.record(
+            ctx, "password.forgot_unknown", target_type="user", after={"email": email_n}, tenant_id=None
+        )
+        return
+    token = _issue(ctx, user, PASSWORD_RESET, timedelta(minutes=s.password_reset_minutes), None)
+    outbox.enqueue(
+        ctx.session,
+        kind="password_reset",
+        to=user.email,
+        language=user.language,
+        context={"link": f"{s.public_url}/reset-password?token={token}"},
+    )
+    audit.record(ctx, "password.forgot", target_type="user", target_id=user.id, tenant_id=None)
+
+
+def reset_password(ctx: ServiceContext, *, token: str, new_password: str) -> None:
+    """Single use, 1 hour; every session of the user is revoked afterwards and a lock-out lifted."""
+    mark_decided("public")
+    _, user = _redeem(ctx, token, PASSWORD_RESET)
+    check_password(new_password, email=user.email, has_2fa=user.totp_enabled_at is not None)
+    user.password_hash = hash_password(new_password)
+    user.password_changed_at = utcnow()
+    revoked = auth.revoke_user_sessions(ctx, user.id)
+    auth.clear_throttle(ctx, user.email)
+    audit.record(
+        ctx,
+        "password.reset",
+        target_type="user",
+        target_id=user.id,
+        after={"sessions_revoked": revoked},
+        tenant_id=None,
+    )
+
+
+def change_password(ctx: ServiceContext, *, current_password: str, new_password: str) -> None:
+    """Needs the current password; signs out every other session."""
+    mark_decided("authenticated")
+    user = ctx.session.get(User, ctx.principal.user_id)
+    if user is None or ctx.principal.key_id is not None:
+        raise Invalid("change the password from a signed-in session", code="session_required")
+    if not verify_password(user.password_hash, current_password):
+        raise Invalid("the current password is wrong", code="invalid_password", field="current_password")
+    check_password(new_password, email=user.email, has_2fa=user.totp_enabled_at is not None)
+    user.password_hash = hash_password(new_password)
+    user.password_changed_at = utcnow()
+    revoked = auth.revoke_user_sessions(ctx, user.id, keep=ctx.principal.session_id)
+    audit.record(
+        ctx,
+        "password.change",
+        target_type="user",
+        target_id=user.id,
+        after={"other_sessions_revoked": revoked},
+        tenant_id=None,
+    )
