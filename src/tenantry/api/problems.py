@@ -32,6 +32,7 @@ _HTTP_CODES = {
     415: "unsupported_media_type",
     429: "rate_limited",
 }
+_FASTAPI_BODY_PARSE_ERROR = "There was an error parsing the body"
 
 
 def problem(status: int, code: str, detail: str, title: str | None = None, **extra: Any) -> JSONResponse:
@@ -86,6 +87,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.detail == _FASTAPI_BODY_PARSE_ERROR:
+            # FastAPI's answer to a body it cannot decode at all (e.g. not UTF-8): the same
+            # client mistake as any other unreadable JSON, so the same status and code.
+            return problem(422, "malformed_json", "the request body is not valid JSON")
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         resp = problem(exc.status_code, code, str(exc.detail))
         for k, v in (exc.headers or {}).items():

@@ -1,7 +1,9 @@
 """The authorization engine: every allow/deny decision is made here.
 
-`effective_permissions` is the one place where global and tenant grants, the superadmin flag,
-the API key's scope and tenant restriction are combined. `check`/`require` answer one question;
+`effective_permissions` is the one place where global → tenant → resource (→ child resource)
+coverage, group expansion, custom roles, the superadmin flag, the API key's scope and tenant
+restriction and the alias ceiling are combined. `check`/`require` answer one question;
+`visible_filter` turns "what may this principal see" into SQL; `explain` says why.
 `require` also records that a decision was made, so a route that never asked fails a test.
 """
 
@@ -9,21 +11,32 @@ from __future__ import annotations
 
 import uuid
 from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, false, literal, or_, select, true
 from sqlalchemy.orm import Session
 
+from tenantry.authz import cache
 from tenantry.authz.catalog import CATALOG, info
 from tenantry.authz.principal import Principal
 from tenantry.authz.roles import BUILTIN_ROLES
 from tenantry.db import scoping
-from tenantry.db.tables import GlobalGrant, Grant, Membership
+from tenantry.db.tables import GlobalGrant, Grant, Group, GroupMember, Membership, Resource, Role, TenantRole
 from tenantry.errors import PermissionDenied
 
 # Holds a mutable list per request: thread-pool workers mutate the same list object, so the
 # middleware that created it sees every decision (a ContextVar *value* set in a worker would not).
 _decisions: ContextVar[list[str] | None] = ContextVar("authz_decisions", default=None)
-_CACHE_KEY = "authz_effective"
+
+_g = Grant.__table__
+_gg = GlobalGrant.__table__
+_gm = GroupMember.__table__
+_groups = Group.__table__
+_m = Membership.__table__
+_r = Resource.__table__
+_roles = Role.__table__
+_troles = TenantRole.__table__
 
 
 def start_decision_log() -> list[str]:
@@ -38,77 +51,235 @@ def mark_decided(what: str) -> None:
         log.append(what)
 
 
-def role_permissions(role_key: str) -> frozenset[str]:
+# --- roles ---------------------------------------------------------------------------------------
+
+
+def _custom_roles(session: Session, tenant_id: uuid.UUID | None) -> dict[str, frozenset[str]]:
+    """Global custom roles, plus the tenant's own when a tenant is given (cached per version)."""
+    key = ("roles", tenant_id)
+    hit = cache.get(session, key)
+    if hit is not None:
+        return hit  # type: ignore[no-any-return]
+    out = {
+        k: frozenset(p)
+        for k, p in session.execute(
+            select(_roles.c.key, _roles.c.permissions).where(_roles.c.deleted_at.is_(None))
+        )
+    }
+    if tenant_id is not None:
+        out |= {
+            k: frozenset(p)
+            for k, p in session.execute(
+                select(_troles.c.key, _troles.c.permissions).where(
+                    _troles.c.tenant_id == tenant_id, _troles.c.deleted_at.is_(None)
+                )
+            )
+        }
+    cache.put(session, key, out)
+    return out
+
+
+def role_permissions(
+    role_key: str, session: Session | None = None, tenant_id: uuid.UUID | None = None
+) -> frozenset[str]:
     role = BUILTIN_ROLES.get(role_key)
-    return role.permissions() if role else frozenset()
+    if role is not None:
+        return role.permissions()
+    if session is None:
+        return frozenset()
+    perms = _custom_roles(session, tenant_id).get(role_key, frozenset())
+    return frozenset(p for p in perms if p in CATALOG)
+
+
+def roles_with(session: Session, perm: str, tenant_id: uuid.UUID | None) -> list[str]:
+    keys = [k for k, r in BUILTIN_ROLES.items() if perm in r.permissions()]
+    keys += [k for k, p in _custom_roles(session, tenant_id).items() if perm in p]
+    return keys
+
+
+# --- facts about a user ----------------------------------------------------------------------------
+
+
+def user_groups(session: Session, user_id: uuid.UUID) -> list[uuid.UUID]:
+    return list(
+        session.scalars(
+            select(_gm.c.group_id)
+            .join(_groups, _groups.c.id == _gm.c.group_id)
+            .where(_gm.c.user_id == user_id, _groups.c.deleted_at.is_(None))
+        )
+    )
+
+
+def _principal_match(table: Any, user_id: uuid.UUID, groups: list[uuid.UUID]) -> ColumnElement[bool]:
+    cond = (table.c.principal_type == "user") & (table.c.principal_id == user_id)
+    if groups:
+        cond = cond | ((table.c.principal_type == "group") & table.c.principal_id.in_(groups))
+    return cond
 
 
 def is_member(session: Session, user_id: uuid.UUID, tenant_id: uuid.UUID) -> bool:
-    with scoping.in_tenant(session, tenant_id):
-        return session.scalar(select(Membership.id).where(Membership.user_id == user_id).limit(1)) is not None
+    # Explicit tenant condition on the Core table: valid whatever tenant the session is armed for.
+    with scoping.cross_tenant(session):
+        return (
+            session.scalar(
+                select(_m.c.id)
+                .where(_m.c.tenant_id == tenant_id, _m.c.user_id == user_id, _m.c.deleted_at.is_(None))
+                .limit(1)
+            )
+            is not None
+        )
 
 
-def _grant_roles(session: Session, user_id: uuid.UUID, tenant_id: uuid.UUID | None) -> set[str]:
-    roles = set(
-        session.scalars(
-            select(GlobalGrant.role_key).where(
-                GlobalGrant.principal_type == "user", GlobalGrant.principal_id == user_id
+def ancestors(session: Session, tenant_id: uuid.UUID, resource_id: uuid.UUID) -> list[uuid.UUID]:
+    """The resource and its parents, nearest first (a recursive CTE inside one tenant)."""
+    base = select(_r.c.id, _r.c.parent_id, literal(0).label("depth")).where(
+        _r.c.tenant_id == tenant_id, _r.c.id == resource_id, _r.c.deleted_at.is_(None)
+    )
+    cte = base.cte("chain", recursive=True)
+    parent = _r.alias("parent")
+    cte = cte.union_all(
+        select(parent.c.id, parent.c.parent_id, (cte.c.depth + 1).label("depth"))
+        .join(cte, parent.c.id == cte.c.parent_id)
+        .where(parent.c.tenant_id == tenant_id, parent.c.deleted_at.is_(None), cte.c.depth < 64)
+    )
+    return list(session.scalars(select(cte.c.id).order_by(cte.c.depth)))
+
+
+@dataclass(frozen=True)
+class GrantFact:
+    role: str
+    scope: str  # global | tenant | resource
+    tenant_id: uuid.UUID | None = None
+    resource_id: uuid.UUID | None = None
+    via_group: uuid.UUID | None = None
+    grant_id: uuid.UUID | None = None
+
+
+@dataclass
+class Facts:
+    member: bool
+    grants: list[GrantFact] = field(default_factory=list)
+
+
+def gather(
+    session: Session, user_id: uuid.UUID, tenant_id: uuid.UUID | None, resource_id: uuid.UUID | None = None
+) -> Facts:
+    """Every grant that reaches (user, tenant, resource), with where it came from."""
+    groups = user_groups(session, user_id)
+    facts = Facts(member=False)
+    for gid, role, ptype, pid in session.execute(
+        select(_gg.c.id, _gg.c.role_key, _gg.c.principal_type, _gg.c.principal_id).where(
+            _principal_match(_gg, user_id, groups)
+        )
+    ):
+        facts.grants.append(
+            GrantFact(role, "global", via_group=pid if ptype == "group" else None, grant_id=gid)
+        )
+    if tenant_id is None:
+        return facts
+    facts.member = is_member(session, user_id, tenant_id)
+    if not facts.member:
+        return facts  # tenant and resource grants need a membership
+    chain = ancestors(session, tenant_id, resource_id) if resource_id is not None else []
+    scope_cond = _g.c.resource_id.is_(None)
+    if chain:
+        scope_cond = or_(scope_cond, _g.c.resource_id.in_(chain))
+    with scoping.cross_tenant(session):
+        rows = session.execute(
+            select(_g.c.id, _g.c.role_key, _g.c.principal_type, _g.c.principal_id, _g.c.resource_id).where(
+                _g.c.tenant_id == tenant_id,
+                _g.c.deleted_at.is_(None),
+                scope_cond,
+                _principal_match(_g, user_id, groups),
             )
         )
-    )
-    if tenant_id is not None and is_member(session, user_id, tenant_id):
-        with scoping.in_tenant(session, tenant_id):
-            roles |= set(
-                session.scalars(
-                    select(Grant.role_key).where(
-                        Grant.principal_type == "user",
-                        Grant.principal_id == user_id,
-                        Grant.resource_id.is_(None),
-                    )
+        for gid, role, ptype, pid, rid in rows:
+            facts.grants.append(
+                GrantFact(
+                    role,
+                    "resource" if rid else "tenant",
+                    tenant_id,
+                    rid,
+                    pid if ptype == "group" else None,
+                    gid,
                 )
             )
-    return roles
+    return facts
+
+
+# --- the decision ----------------------------------------------------------------------------------
+
+
+def _user_permissions(
+    session: Session,
+    user_id: uuid.UUID,
+    is_superadmin: bool,
+    tenant_id: uuid.UUID | None,
+    resource_id: uuid.UUID | None,
+) -> frozenset[str]:
+    key = ("u", user_id, is_superadmin, tenant_id, resource_id)
+    hit = cache.get(session, key)
+    if hit is not None:
+        return hit  # type: ignore[no-any-return]
+    if is_superadmin:
+        perms = frozenset(CATALOG)
+    else:
+        facts = gather(session, user_id, tenant_id, resource_id)
+        perms = frozenset().union(*(role_permissions(g.role, session, tenant_id) for g in facts.grants))
+    cache.put(session, key, perms)
+    return perms
 
 
 def effective_permissions(
-    session: Session, principal: Principal, tenant_id: uuid.UUID | None
+    session: Session, principal: Principal, tenant_id: uuid.UUID | None, resource_id: uuid.UUID | None = None
 ) -> frozenset[str]:
-    """Permissions `principal` holds in `tenant_id` (None: at global scope)."""
-    if not principal.authenticated or (principal.user_id is None and principal.kind != "system"):
+    """Permissions `principal` holds in `tenant_id` (None: global scope), on `resource_id` if given."""
+    if principal.kind == "system":
+        return frozenset(CATALOG)
+    if not principal.authenticated or principal.user_id is None:
         return frozenset()
-    cache: dict[tuple[Principal, uuid.UUID | None], frozenset[str]] = session.info.setdefault(_CACHE_KEY, {})
-    key = (principal, tenant_id)
-    if key in cache:
-        return cache[key]
-    if principal.kind == "system" or principal.is_superadmin:
-        perms = frozenset(CATALOG)
-    else:
-        assert principal.user_id is not None
-        perms = frozenset().union(
-            *(role_permissions(r) for r in _grant_roles(session, principal.user_id, tenant_id))
-        )
+    key = (principal, tenant_id, resource_id)
+    hit = cache.get(session, key)
+    if hit is not None:
+        return hit  # type: ignore[no-any-return]
+    perms = _user_permissions(session, principal.user_id, principal.is_superadmin, tenant_id, resource_id)
+    if principal.ceiling_user_id is not None:
+        # Alias users: never more than the parent holds, checked on every decision.
+        perms &= _user_permissions(session, principal.ceiling_user_id, False, tenant_id, resource_id)
     if principal.key_tenant_id is not None and tenant_id != principal.key_tenant_id:
-        # Security: a key restricted to one tenant acts nowhere else, not even globally.
-        perms = frozenset()
+        perms = frozenset()  # Security: a key restricted to one tenant acts nowhere else.
     if principal.key_scope == "read":
         perms = frozenset(p for p in perms if CATALOG[p].read_only)
-    cache[key] = perms
+    cache.put(session, key, perms)
     return perms
 
 
 def forget(session: Session) -> None:
-    """Drop the per-transaction memo after grants change inside the same transaction."""
-    session.info.pop(_CACHE_KEY, None)
+    """Authorization data changed in this transaction: bump the version (see `cache.bump`)."""
+    cache.bump(session)
 
 
-def check(session: Session, principal: Principal, perm: str, tenant_id: uuid.UUID | None = None) -> bool:
-    info(perm)  # an unknown permission is a programming error, not a deny
-    return perm in effective_permissions(session, principal, tenant_id)
+def check(
+    session: Session,
+    principal: Principal,
+    perm: str,
+    tenant_id: uuid.UUID | None = None,
+    resource_id: uuid.UUID | None = None,
+) -> bool:
+    if perm not in CATALOG:
+        info(perm)  # an unknown permission is a programming error, not a deny
+    return perm in effective_permissions(session, principal, tenant_id, resource_id)
 
 
-def require(session: Session, principal: Principal, perm: str, tenant_id: uuid.UUID | None = None) -> None:
+def require(
+    session: Session,
+    principal: Principal,
+    perm: str,
+    tenant_id: uuid.UUID | None = None,
+    resource_id: uuid.UUID | None = None,
+) -> None:
     mark_decided(perm)
-    if not check(session, principal, perm, tenant_id):
+    if not check(session, principal, perm, tenant_id, resource_id):
         raise PermissionDenied(f"missing permission {perm}", permission=perm)
 
 
@@ -117,3 +288,98 @@ def require_authenticated(principal: Principal) -> None:
     mark_decided("authenticated")
     if not principal.authenticated:
         raise PermissionDenied("sign in first")
+
+
+def visible_filter(
+    session: Session, principal: Principal, perm: str, tenant_id: uuid.UUID, id_column: Any = None
+) -> ColumnElement[bool]:
+    """A SQL condition on resources: those `principal` may `perm` in `tenant_id`.
+
+    A tenant-wide (or global) grant makes it `true`; otherwise the resources under any
+    resource-scope grant, children included (recursive CTE) — never load-then-filter.
+    """
+    mark_decided(perm)
+    column = id_column if id_column is not None else Resource.id
+    if check(session, principal, perm, tenant_id):
+        return true()
+    if principal.user_id is None or principal.kind == "anonymous":
+        return false()
+    if principal.key_tenant_id is not None and principal.key_tenant_id != tenant_id:
+        return false()
+    if principal.key_scope == "read" and not CATALOG[perm].read_only:
+        return false()
+    cond = _granted_subtree(session, principal.user_id, perm, tenant_id, column)
+    if principal.ceiling_user_id is not None:
+        cond = cond & _granted_subtree(session, principal.ceiling_user_id, perm, tenant_id, column, True)
+    return cond
+
+
+def _granted_subtree(
+    session: Session,
+    user_id: uuid.UUID,
+    perm: str,
+    tenant_id: uuid.UUID,
+    column: Any,
+    tenant_wide_ok: bool = False,
+) -> ColumnElement[bool]:
+    if tenant_wide_ok and perm in _user_permissions(session, user_id, False, tenant_id, None):
+        return true()
+    if not is_member(session, user_id, tenant_id):
+        return false()
+    roles = roles_with(session, perm, tenant_id)
+    groups = user_groups(session, user_id)
+    granted = select(_g.c.resource_id).where(
+        _g.c.tenant_id == tenant_id,
+        _g.c.deleted_at.is_(None),
+        _g.c.resource_id.is_not(None),
+        _g.c.role_key.in_(roles),
+        _principal_match(_g, user_id, groups),
+    )
+    base = select(_r.c.id).where(_r.c.tenant_id == tenant_id, _r.c.id.in_(granted), _r.c.deleted_at.is_(None))
+    tree = base.cte("covered", recursive=True)
+    child = _r.alias("child")
+    tree = tree.union_all(
+        select(child.c.id)
+        .join(tree, child.c.parent_id == tree.c.id)
+        .where(child.c.tenant_id == tenant_id, child.c.deleted_at.is_(None))
+    )
+    return column.in_(select(tree.c.id))
+
+
+@dataclass
+class Explanation:
+    allowed: bool
+    grants: list[GrantFact]
+    reasons: list[str]
+
+
+def explain(
+    session: Session,
+    principal: Principal,
+    perm: str,
+    tenant_id: uuid.UUID | None,
+    resource_id: uuid.UUID | None = None,
+) -> Explanation:
+    """Which grants allow `perm`, or why it is denied."""
+    info(perm)
+    allowed = check(session, principal, perm, tenant_id, resource_id)
+    reasons: list[str] = []
+    if principal.user_id is None:
+        return Explanation(False, [], ["not signed in"])
+    if principal.is_superadmin:
+        return Explanation(True, [GrantFact("superadmin", "global")], ["superadmin holds every permission"])
+    facts = gather(session, principal.user_id, tenant_id, resource_id)
+    helping = [g for g in facts.grants if perm in role_permissions(g.role, session, tenant_id)]
+    if tenant_id is not None and not facts.member:
+        reasons.append("no membership in this tenant (tenant and resource grants need one)")
+    if not helping:
+        reasons.append(f"no grant of a role containing {perm} reaches this scope")
+    if helping and principal.key_scope == "read" and not CATALOG[perm].read_only:
+        reasons.append("the API key is read-only")
+    if helping and principal.key_tenant_id is not None and principal.key_tenant_id != tenant_id:
+        reasons.append("the API key is restricted to another tenant")
+    if helping and principal.ceiling_user_id is not None and not allowed:
+        reasons.append("the alias ceiling (the parent's permissions) does not include it")
+    if allowed:
+        reasons = [f"granted by {len(helping)} grant(s)"]
+    return Explanation(allowed, helping if allowed else [], reasons)

@@ -31,7 +31,7 @@ def _apply_scoping(state: ORMExecuteState) -> None:
     # Relationship loads are scoped too: criteria propagated from the parent's query are those
     # of the moment it ran (perhaps inside `cross_tenant()`), and an object that was never
     # loaded by a query (added, merged) carries none at all.
-    if not (state.is_select):
+    if not (state.is_select or state.is_update or state.is_delete):
         return
     info = state.session.info
     if not (info.get(_DELETED) or state.execution_options.get(_DELETED)):

@@ -11,6 +11,7 @@ from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from tenantry.authz import Perm, visibility
+from tenantry.authz import cache as authz_cache
 from tenantry.db import scoping
 from tenantry.db.base import Base as _Base
 from tenantry.db.base import SoftDeletable, TenantOwned
@@ -294,6 +295,7 @@ def delete_tenant(
             )
     tenant.deleted_at = now
     tenant.deletion_batch_id = batch
+    authz_cache.bump(ctx.session)
     ctx.session.flush()
     audit.record(
         ctx,
@@ -321,6 +323,7 @@ def restore_tenant(ctx: ServiceContext, tenant: Tenant) -> Tenant:
             )
     tenant.deleted_at = None
     tenant.deletion_batch_id = None
+    authz_cache.bump(ctx.session)
     ctx.session.flush()
     audit.record(
         ctx,

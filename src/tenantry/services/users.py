@@ -9,9 +9,10 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import Select, func, select, update
 
 from tenantry.authz import Perm
+from tenantry.authz import cache as authz_cache
 from tenantry.authz.engine import mark_decided
 from tenantry.db import scoping
-from tenantry.db.tables import ApiKey, Grant, Membership, Tenant, User
+from tenantry.db.tables import ApiKey, Grant, Membership, Tenant, User, UserToken
 from tenantry.db.types import utcnow
 from tenantry.errors import Conflict, Invalid, NotFound
 from tenantry.ids import uuid7
@@ -191,6 +192,15 @@ def update_user(ctx: ServiceContext, user: User, changes: dict[str, Any]) -> Use
     ctx.session.flush()
     if before["active"] and not user.active:
         auth.revoke_user_sessions(ctx, user.id)
+        # Security: a pending invitation or reset link must not outlive the deactivation
+        # (accepting an invitation sets `active` again).
+        ctx.session.execute(
+            update(UserToken)
+            .where(UserToken.user_id == user.id, UserToken.used_at.is_(None))
+            .values(used_at=utcnow())
+        )
+    if before["is_superadmin"] != user.is_superadmin or before["active"] != user.active:
+        authz_cache.bump(ctx.session)
     b, a = audit.diff(before, snapshot(user))
     if a:
         action = "user.deactivate" if a.get("active") is False else "user.update"
@@ -234,6 +244,7 @@ def delete_user(ctx: ServiceContext, user: User) -> uuid.UUID:
             )
     user.deleted_at, user.deletion_batch_id = now, batch
     auth.revoke_user_sessions(ctx, user.id)
+    authz_cache.bump(ctx.session)
     ctx.session.flush()
     audit.record(
         ctx,
@@ -260,6 +271,7 @@ def restore_user(ctx: ServiceContext, user: User) -> User:
                 execution_options={"synchronize_session": False},
             )
     user.deleted_at, user.deletion_batch_id = None, None
+    authz_cache.bump(ctx.session)
     ctx.session.flush()
     audit.record(
         ctx,

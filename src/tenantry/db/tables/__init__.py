@@ -3,10 +3,12 @@
 from tenantry.db.tables.api_keys import ApiKey
 from tenantry.db.tables.audit import AuditEvent
 from tenantry.db.tables.grants import GlobalGrant, Grant
+from tenantry.db.tables.groups import AuthzState, Group, GroupMember
 from tenantry.db.tables.login_throttle import LoginThrottle
 from tenantry.db.tables.memberships import Membership
 from tenantry.db.tables.outbox import OutboxMessage
 from tenantry.db.tables.resources import Resource
+from tenantry.db.tables.roles import Role, TenantRole
 from tenantry.db.tables.sessions import AuthSession
 from tenantry.db.tables.tenants import Tenant
 from tenantry.db.tables.user_tokens import UserToken
@@ -16,13 +18,18 @@ __all__ = [
     "ApiKey",
     "AuditEvent",
     "AuthSession",
+    "AuthzState",
     "GlobalGrant",
     "Grant",
+    "Group",
+    "GroupMember",
     "LoginThrottle",
     "Membership",
     "OutboxMessage",
     "Resource",
+    "Role",
     "Tenant",
+    "TenantRole",
     "User",
     "UserToken",
 ]

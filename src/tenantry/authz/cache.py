@@ -1,0 +1,133 @@
+"""Effective-permission cache, invalidated by one version number.
+
+Every role, grant, group or membership change bumps `authz_state.version` in its own
+transaction. Each request compares the database's version with the cache's (one primary-key
+read) and clears the cache when they differ, so every instance sees a change on its next
+request. With Redis configured, a bump is also published so idle instances clear at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from tenantry.db import session as db_session
+from tenantry.db.tables import AuthzState
+
+log = logging.getLogger("tenantry.authz.cache")
+CHANNEL = "tenantry:authz-version"
+_SYNCED = "authz_synced"
+_PRIVATE = "authz_private_cache"
+
+
+class PermissionCache:
+    def __init__(self, maxsize: int = 200_000) -> None:
+        self.maxsize = maxsize
+        self.version = -1
+        self._data: OrderedDict[Any, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> Any:
+        entry = self._data.get(key)
+        # An entry computed under an older version (a transaction that raced a change) is void.
+        return entry[1] if entry is not None and entry[0] == self.version else None
+
+    def put(self, key: Any, value: Any, version: int | None = None) -> None:
+        with self._lock:
+            self._data[key] = (self.version if version is None else version, value)
+            if len(self._data) > self.maxsize:
+                self._data.popitem(last=False)
+
+    def clear(self, version: int | None = None) -> None:
+        with self._lock:
+            self._data.clear()
+            if version is not None:
+                self.version = version
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+CACHE = PermissionCache()
+_redis: Any = None
+
+
+def sync(session: Session) -> None:
+    """Once per transaction: align the cache with the database's authorization version."""
+    if session.info.get(_SYNCED) is not None:
+        return
+    version = session.scalar(select(AuthzState.version).where(AuthzState.id == 1)) or 0
+    if version != CACHE.version:
+        CACHE.clear(version)
+    session.info[_SYNCED] = version
+
+
+def get(session: Session, key: Any) -> Any:
+    """Look up under this transaction's view: the shared cache, or its private one (see `bump`)."""
+    private = session.info.get(_PRIVATE)
+    if private is not None:
+        return private.get(key)
+    if session.info.get(_SYNCED) is None:
+        sync(session)
+    return CACHE.get(key)
+
+
+def put(session: Session, key: Any, value: Any) -> None:
+    """Store a result, tagged with the version this transaction read.
+
+    Security: facts read inside a transaction that changed authorization data never reach the
+    shared cache; if that transaction rolled back they would grant what no longer exists.
+    """
+    private = session.info.get(_PRIVATE)
+    if private is not None:
+        private.put(key, value)
+        return
+    version = session.info.get(_SYNCED)
+    if version is not None:
+        CACHE.put(key, value, version)
+
+
+def bump(session: Session) -> None:
+    """Record an authorization change in the caller's transaction; clear caches after commit."""
+    done = session.execute(
+        update(AuthzState).where(AuthzState.id == 1).values(version=AuthzState.version + 1)
+    ).rowcount  # type: ignore[attr-defined]
+    if not done:
+        session.add(AuthzState(id=1, version=1))
+    session.info[_PRIVATE] = PermissionCache(maxsize=10_000)
+
+    def _after() -> None:
+        session.info.pop(_PRIVATE, None)
+        CACHE.clear()
+        CACHE.version = -1  # force a re-read of the version on the next request
+        if _redis is not None:
+            try:
+                _redis.publish(CHANNEL, "bump")
+            except Exception:  # Redis only speeds things up; the database stays authoritative
+                log.warning("could not publish the authz version bump")
+
+    db_session.after_commit(session, _after)
+
+
+def listen(redis_url: str) -> threading.Thread:
+    """Clear this instance's cache whenever another instance publishes a bump."""
+    global _redis
+    import redis
+
+    _redis = redis.Redis.from_url(redis_url)
+
+    def run() -> None:
+        pubsub = _redis.pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(CHANNEL)
+        for _message in pubsub.listen():
+            CACHE.clear()
+            CACHE.version = -1
+
+    thread = threading.Thread(target=run, name="tenantry-authz-listener", daemon=True)
+    thread.start()
+    return thread
