@@ -15,7 +15,20 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tenantry import __version__
 from tenantry.api import problems
-from tenantry.api.routes import audit, auth, health, me, members, tenants, users
+from tenantry.api.routes import (
+    audit,
+    auth,
+    authz,
+    grants,
+    groups,
+    health,
+    me,
+    members,
+    permissions,
+    roles,
+    tenants,
+    users,
+)
 from tenantry.authz.engine import start_decision_log
 from tenantry.config import Settings, get_settings
 from tenantry.db import rls
@@ -34,8 +47,9 @@ LATENCY = Histogram("tenantry_http_request_seconds", "HTTP request latency", ["m
 class RequestContextMiddleware:
     """Request id in and out, one access-log line, metrics by route template, authz decision log."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, unenforced: list[tuple[str, str]]) -> None:
         self.app = app
+        self.unenforced = unenforced
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -61,10 +75,21 @@ class RequestContextMiddleware:
                 message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
             await send(message)
 
+        decisions = scope["state"]["authz_decisions"]
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
             route = scope.get("route")
+            principal = scope["state"].get("principal")
+            if principal is not None and not decisions and status < 500:
+                # Keystone's lesson: an authenticated route that never asked the engine is a bug.
+                log.error(
+                    "unenforced route",
+                    extra={
+                        "fields": {"method": scope["method"], "path": getattr(route, "path", scope["path"])}
+                    },
+                )
+                self.unenforced.append((scope["method"], getattr(route, "path", scope["path"])))
             path = getattr(route, "path", "unmatched")
             elapsed = time.perf_counter() - started
             REQUESTS.labels(scope["method"], path, str(status)).inc()
@@ -116,9 +141,23 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.state.settings = settings
     app.state.db = database
     problems.install(app)
-    for module in (health, auth, me, tenants, members, users, audit):
+    for module in (
+        health,
+        auth,
+        me,
+        tenants,
+        members,
+        users,
+        permissions,
+        roles,
+        grants,
+        groups,
+        authz,
+        audit,
+    ):
         app.include_router(module.router)
-    app.add_middleware(RequestContextMiddleware)
+    app.state.unenforced = []
+    app.add_middleware(RequestContextMiddleware, unenforced=app.state.unenforced)
     return app
 
 

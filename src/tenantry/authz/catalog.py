@@ -31,6 +31,7 @@ class Perm(StrEnum):
     ROLE_READ = "role.read"
     ROLE_MANAGE = "role.manage"
     GRANT_READ = "grant.read"
+    GRANT_MANAGE = "grant.manage"
     GROUP_MANAGE = "group.manage"
     AUDIT_READ = "audit.read"
     SETTINGS_READ = "settings.read"
@@ -80,6 +81,7 @@ _STATIC: list[PermInfo] = [
     PermInfo(Perm.ROLE_READ, "See roles", "normal", _GT, True),
     PermInfo(Perm.ROLE_MANAGE, "Create and change custom roles", "sensitive", _GT, False),
     PermInfo(Perm.GRANT_READ, "See who holds which role", "normal", _GTR, True),
+    PermInfo(Perm.GRANT_MANAGE, "Grant and revoke roles", "sensitive", _GTR, False),
     PermInfo(Perm.GROUP_MANAGE, "Create groups and change their members", "sensitive", _G, False),
     PermInfo(Perm.AUDIT_READ, "Read the audit log", "sensitive", _GT, True),
     PermInfo(Perm.SETTINGS_READ, "Read settings", "normal", _GT, True),

@@ -54,7 +54,7 @@ def mark_decided(what: str) -> None:
 # --- roles ---------------------------------------------------------------------------------------
 
 
-def _custom_roles(session: Session, tenant_id: uuid.UUID | None) -> dict[str, frozenset[str]]:
+def custom_roles(session: Session, tenant_id: uuid.UUID | None) -> dict[str, frozenset[str]]:
     """Global custom roles, plus the tenant's own when a tenant is given (cached per version)."""
     key = ("roles", tenant_id)
     hit = cache.get(session, key)
@@ -87,13 +87,13 @@ def role_permissions(
         return role.permissions()
     if session is None:
         return frozenset()
-    perms = _custom_roles(session, tenant_id).get(role_key, frozenset())
+    perms = custom_roles(session, tenant_id).get(role_key, frozenset())
     return frozenset(p for p in perms if p in CATALOG)
 
 
 def roles_with(session: Session, perm: str, tenant_id: uuid.UUID | None) -> list[str]:
     keys = [k for k, r in BUILTIN_ROLES.items() if perm in r.permissions()]
-    keys += [k for k, p in _custom_roles(session, tenant_id).items() if perm in p]
+    keys += [k for k, p in custom_roles(session, tenant_id).items() if perm in p]
     return keys
 
 

@@ -39,6 +39,7 @@ BUILTIN_ROLES: dict[str, BuiltinRole] = {
                 Perm.MEMBER_MANAGE,
                 Perm.ROLE_MANAGE,
                 Perm.GRANT_READ,
+                Perm.GRANT_MANAGE,
                 Perm.AUDIT_READ,
                 Perm.SETTINGS_READ,
                 Perm.SETTINGS_UPDATE,

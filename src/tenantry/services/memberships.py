@@ -41,11 +41,14 @@ def _tenant(ctx: ServiceContext) -> Tenant:
 
 
 def _check_role(ctx: ServiceContext, tenant: Tenant, role: str) -> None:
-    if role not in BUILTIN_ROLES or BUILTIN_ROLES[role].global_only:
+    builtin = BUILTIN_ROLES.get(role)
+    if (builtin is not None and builtin.global_only) or (
+        builtin is None and role not in authz_engine.custom_roles(ctx.session, tenant.id)
+    ):
         raise Invalid(f"unknown tenant role {role!r}", code="unknown_role", field="role")
-    missing = authz_engine.role_permissions(role) - authz_engine.effective_permissions(
-        ctx.session, ctx.principal, tenant.id
-    )
+    missing = authz_engine.role_permissions(
+        role, ctx.session, tenant.id
+    ) - authz_engine.effective_permissions(ctx.session, ctx.principal, tenant.id)
     if missing:
         # Security: no escalation — you cannot grant what you do not hold here.
         raise PermissionDenied(

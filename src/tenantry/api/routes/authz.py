@@ -1,0 +1,33 @@
+"""`POST /api/v1/authz/explain`: why a user may or may not do something."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from tenantry.api.deps import CtxDep
+from tenantry.api.schemas.authz import ExplainGrantOut, ExplainIn, ExplainOut, ScopeOut
+from tenantry.services import authz as authz_service
+from tenantry.services import tenants
+
+router = APIRouter(prefix="/api/v1/authz", tags=["authorization"])
+
+
+@router.post("/explain", response_model=ExplainOut)
+def explain(ctx: CtxDep, body: ExplainIn) -> ExplainOut:
+    if body.tenant is not None:
+        ctx.enter(tenants.find_visible(ctx, body.tenant))
+    result = authz_service.explain(
+        ctx, user_id=body.user_id, permission=body.permission, resource_id=body.resource
+    )
+    return ExplainOut(
+        allowed=result.allowed,
+        grants=[
+            ExplainGrantOut(
+                role=g.role,
+                scope=ScopeOut(type=g.scope, tenant_id=g.tenant_id, resource_id=g.resource_id),
+                via_group=g.via_group,
+            )
+            for g in result.grants
+        ],
+        reasons=result.reasons,
+    )
