@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     login_ip_window_seconds: int = Field(default=900, ge=1)
     smtp_timeout_seconds: float = Field(default=10.0, gt=0)
     mail_max_attempts: int = Field(default=8, ge=1)
+    trash_retention_days: int = Field(default=30, ge=0)
 
     @field_validator("database_url", "migration_database_url")
     @classmethod

@@ -25,8 +25,12 @@ from tenantry.api.routes import (
     me,
     members,
     permissions,
+    resource_types,
+    resources,
     roles,
+    shared_resources,
     tenants,
+    trash,
     users,
 )
 from tenantry.authz.engine import start_decision_log
@@ -153,6 +157,10 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         grants,
         groups,
         authz,
+        resource_types,
+        resources,
+        shared_resources,
+        trash,
         audit,
     ):
         app.include_router(module.router)

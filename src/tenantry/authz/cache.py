@@ -16,8 +16,9 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from tenantry.authz.catalog import register_resource_type
 from tenantry.db import session as db_session
-from tenantry.db.tables import AuthzState
+from tenantry.db.tables import AuthzState, ResourceType
 
 log = logging.getLogger("tenantry.authz.cache")
 CHANNEL = "tenantry:authz-version"
@@ -64,6 +65,9 @@ def sync(session: Session) -> None:
     version = session.scalar(select(AuthzState.version).where(AuthzState.id == 1)) or 0
     if version != CACHE.version:
         CACHE.clear(version)
+        # Resource types may have been added elsewhere: their permissions must exist here too.
+        for (key,) in session.execute(select(ResourceType.key)):
+            register_resource_type(key)
     session.info[_SYNCED] = version
 
 

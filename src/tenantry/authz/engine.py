@@ -67,14 +67,17 @@ def custom_roles(session: Session, tenant_id: uuid.UUID | None) -> dict[str, fro
         )
     }
     if tenant_id is not None:
-        out |= {
-            k: frozenset(p)
-            for k, p in session.execute(
-                select(_troles.c.key, _troles.c.permissions).where(
-                    _troles.c.tenant_id == tenant_id, _troles.c.deleted_at.is_(None)
+        # Explicit tenant condition: the answer (and what is cached) must not depend on the tenant
+        # the asking session happens to be armed for — on PostgreSQL RLS would hide the rows.
+        with scoping.cross_tenant(session):
+            out |= {
+                k: frozenset(p)
+                for k, p in session.execute(
+                    select(_troles.c.key, _troles.c.permissions).where(
+                        _troles.c.tenant_id == tenant_id, _troles.c.deleted_at.is_(None)
+                    )
                 )
-            )
-        }
+            }
     cache.put(session, key, out)
     return out
 
@@ -142,7 +145,8 @@ def ancestors(session: Session, tenant_id: uuid.UUID, resource_id: uuid.UUID) ->
         .join(cte, parent.c.id == cte.c.parent_id)
         .where(parent.c.tenant_id == tenant_id, parent.c.deleted_at.is_(None), cte.c.depth < 64)
     )
-    return list(session.scalars(select(cte.c.id).order_by(cte.c.depth)))
+    with scoping.cross_tenant(session):  # explicit tenant conditions; see `custom_roles`
+        return list(session.scalars(select(cte.c.id).order_by(cte.c.depth)))
 
 
 @dataclass(frozen=True)

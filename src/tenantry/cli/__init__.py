@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tenantry.cli import audit, init, serve, tenants, worker
+from tenantry.cli import audit, init, resources, serve, tenants, trash, worker
 
 # Security: never print local variables in tracebacks; they may hold passwords or tokens.
 app = typer.Typer(
@@ -19,3 +19,5 @@ app.command("serve")(serve.serve)
 app.command("worker")(worker.worker)
 app.add_typer(tenants.app, name="tenants")
 app.add_typer(audit.app, name="audit")
+app.add_typer(resources.app, name="resources")
+app.add_typer(trash.app, name="trash")

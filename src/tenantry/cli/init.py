@@ -9,7 +9,7 @@ from sqlalchemy import select
 from tenantry.cli.common import console, settings, system_context
 from tenantry.db import migrate as db_migrate
 from tenantry.db.tables import Tenant
-from tenantry.services import memberships, tenants, users
+from tenantry.services import memberships, resource_types, tenants, users
 
 
 def migrate() -> None:
@@ -30,6 +30,9 @@ def init() -> None:
             console.print("created tenant [bold]default[/bold]")
         else:
             console.print("tenant default exists, skipping")
+        made = resource_types.ensure_builtin_types(ctx)
+        if made:
+            console.print(f"created {made} built-in resource types")
         admin = users.find_by_email(ctx, s.admin_email)
         if admin is not None:
             console.print(f"superadmin {admin.email} exists, skipping")

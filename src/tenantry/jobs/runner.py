@@ -8,13 +8,13 @@ from collections.abc import Callable
 
 from tenantry.config import Settings
 from tenantry.db.session import Database
-from tenantry.jobs import outbox_delivery
+from tenantry.jobs import outbox_delivery, purge
 
 log = logging.getLogger("tenantry.jobs")
 
 
 def run_once(db: Database, settings: Settings) -> dict[str, int]:
-    return {"mail_sent": outbox_delivery.deliver_due(db, settings)}
+    return {"mail_sent": outbox_delivery.deliver_due(db, settings), "batches_purged": purge.purge_expired(db)}
 
 
 class JobRunner:

@@ -48,6 +48,7 @@ class ServiceContext:
 
     def can(self, perm: str, *, tenant_id: uuid.UUID | None = None, global_scope: bool = False) -> bool:
         scope = None if global_scope else (tenant_id or self.tenant_id)
+        authz.mark_decided(perm)  # a question answered by the engine is a decision, too
         return authz.check(self.session, self.principal, perm, scope)
 
     def after_commit(self, hook: Callable[[], None]) -> None:

@@ -259,6 +259,10 @@ def resend_invitation(ctx: ServiceContext, user_id: uuid.UUID) -> None:
     user = ctx.session.get(User, user_id)
     if user is None or user.password_hash is not None:
         raise Conflict("this member has already set a password", code="already_accepted")
+    if not user.active:
+        # Security: accepting an invitation activates the account; a tenant admin must not undo
+        # a deactivation that way.
+        raise Conflict("this user is deactivated", code="user_inactive")
     invitations.send_invitation(ctx, user, tenant=tenant)
 
 

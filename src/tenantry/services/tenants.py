@@ -7,19 +7,17 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from tenantry.authz import Perm, visibility
-from tenantry.authz import cache as authz_cache
 from tenantry.db import scoping
 from tenantry.db.base import Base as _Base
 from tenantry.db.base import SoftDeletable, TenantOwned
-from tenantry.db.tables import Membership, Resource, Tenant
-from tenantry.db.types import utcnow
+from tenantry.db.tables import ApiKey, DeletionBatch, Membership, Resource, Tenant
 from tenantry.errors import Conflict, Invalid, NotFound, PermissionDenied, PreconditionFailed
 from tenantry.ids import uuid7
-from tenantry.services import audit
+from tenantry.services import audit, trash
 from tenantry.services.context import ServiceContext
 from tenantry.services.pagination import Page, decode_cursor, encode_cursor
 
@@ -79,7 +77,10 @@ def _lookup(session: Session, ref: str, *, deleted: bool) -> Tenant | None:
     try:
         cond = Tenant.id == uuid.UUID(ref)
     except ValueError:
-        cond = Tenant.slug == ref.strip().lower()
+        slug = ref.strip().lower()
+        if not SLUG_RE.match(slug):
+            return None  # cannot name a tenant; never send it (e.g. a NUL byte) to the database
+        cond = Tenant.slug == slug
     stmt = select(Tenant).where(cond)
     if deleted:
         stmt = stmt.where(Tenant.deleted_at.is_not(None)).execution_options(include_deleted=True)
@@ -259,22 +260,23 @@ def update_tenant(
     return tenant
 
 
-def _family_models() -> list[type[Any]]:
-    """Every tenant-owned, soft-deletable table: the family that goes to the trash with a tenant."""
-    return [
-        m.class_
+def family(tenant: Tenant) -> trash.Family:
+    """The tenant and everything it owns, plus API keys restricted to it."""
+    parts: list[tuple[type[Any], Any]] = [
+        (m.class_, m.class_.tenant_id == tenant.id)
         for m in _Base.registry.mappers
         if issubclass(m.class_, TenantOwned) and issubclass(m.class_, SoftDeletable)
     ]
+    parts.append((ApiKey, ApiKey.tenant_id == tenant.id))
+    parts.append((Tenant, Tenant.id == tenant.id))
+    return trash.Family(parts)
 
 
 def deletion_impact(ctx: ServiceContext, tenant: Tenant) -> dict[str, int]:
     ctx.require(Perm.TENANT_DELETE, global_scope=True)
-    out: dict[str, int] = {}
-    with scoping.in_tenant(ctx.session, tenant.id):
-        for model in _family_models():
-            out[model.__tablename__] = ctx.session.scalar(select(func.count()).select_from(model)) or 0
-    return out
+    counts = family(tenant).counts(ctx)
+    counts.pop("tenants", None)
+    return counts
 
 
 def delete_tenant(
@@ -284,53 +286,26 @@ def delete_tenant(
     ctx.require(Perm.TENANT_DELETE, global_scope=True)
     if if_match is not None and if_match != tenant.version:
         raise PreconditionFailed("the tenant was changed by someone else; reload and retry")
-    impact = deletion_impact(ctx, tenant)
-    batch = uuid7()
-    now = utcnow()
-    with scoping.in_tenant(ctx.session, tenant.id):
-        for model in _family_models():
-            ctx.session.execute(
-                update(model).values(deleted_at=now, deletion_batch_id=batch),
-                execution_options={"synchronize_session": False},
-            )
-    tenant.deleted_at = now
-    tenant.deletion_batch_id = batch
-    authz_cache.bump(ctx.session)
-    ctx.session.flush()
-    audit.record(
+    batch = trash.move_to_trash(
         ctx,
-        "tenant.delete",
-        target_type="tenant",
-        target_id=tenant.id,
-        before=snapshot(tenant),
-        after={"deletion_batch_id": str(batch), "counts": impact},
+        family(tenant),
+        root_type="tenant",
+        root_id=tenant.id,
+        root_name=f"{tenant.name} ({tenant.slug})",
         tenant_id=tenant.id,
+        before=snapshot(tenant),
     )
-    return batch, impact
+    counts = dict(batch.counts)
+    counts.pop("tenants", None)
+    return batch.id, counts
 
 
 def restore_tenant(ctx: ServiceContext, tenant: Tenant) -> Tenant:
     """Bring back exactly the family deleted with the tenant (same batch id, same row ids)."""
     ctx.require(Perm.TRASH_RESTORE, global_scope=True)
-    batch = tenant.deletion_batch_id
-    with scoping.in_tenant(ctx.session, tenant.id), scoping.include_deleted(ctx.session):
-        for model in _family_models():
-            ctx.session.execute(
-                update(model)
-                .where(model.deletion_batch_id == batch)
-                .values(deleted_at=None, deletion_batch_id=None),
-                execution_options={"synchronize_session": False},
-            )
-    tenant.deleted_at = None
-    tenant.deletion_batch_id = None
-    authz_cache.bump(ctx.session)
-    ctx.session.flush()
-    audit.record(
-        ctx,
-        "tenant.restore",
-        target_type="tenant",
-        target_id=tenant.id,
-        after={"deletion_batch_id": str(batch)},
-        tenant_id=tenant.id,
-    )
+    batch = ctx.session.get(DeletionBatch, tenant.deletion_batch_id)
+    if batch is None:
+        raise NotFound("deletion batch")
+    trash.restore_batch(ctx, batch)
+    ctx.session.refresh(tenant)
     return tenant

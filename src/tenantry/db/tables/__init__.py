@@ -7,10 +7,14 @@ from tenantry.db.tables.groups import AuthzState, Group, GroupMember
 from tenantry.db.tables.login_throttle import LoginThrottle
 from tenantry.db.tables.memberships import Membership
 from tenantry.db.tables.outbox import OutboxMessage
+from tenantry.db.tables.resource_types import ResourceType
+from tenantry.db.tables.resource_unique_values import ResourceUniqueValue
 from tenantry.db.tables.resources import Resource
 from tenantry.db.tables.roles import Role, TenantRole
 from tenantry.db.tables.sessions import AuthSession
+from tenantry.db.tables.shared_resources import SharedResource, SharedResourceAssignment
 from tenantry.db.tables.tenants import Tenant
+from tenantry.db.tables.trash import DeletionBatch
 from tenantry.db.tables.user_tokens import UserToken
 from tenantry.db.tables.users import User
 
@@ -19,6 +23,7 @@ __all__ = [
     "AuditEvent",
     "AuthSession",
     "AuthzState",
+    "DeletionBatch",
     "GlobalGrant",
     "Grant",
     "Group",
@@ -27,7 +32,11 @@ __all__ = [
     "Membership",
     "OutboxMessage",
     "Resource",
+    "ResourceType",
+    "ResourceUniqueValue",
     "Role",
+    "SharedResource",
+    "SharedResourceAssignment",
     "Tenant",
     "TenantRole",
     "User",

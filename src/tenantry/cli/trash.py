@@ -1,0 +1,60 @@
+"""`tenantry trash list|restore|purge`."""
+
+from __future__ import annotations
+
+import uuid
+
+import typer
+from rich.table import Table
+
+from tenantry.authz import Perm
+from tenantry.cli.common import console, settings, system_context
+from tenantry.db.session import Database
+from tenantry.jobs.purge import purge_expired
+from tenantry.services import trash
+
+app = typer.Typer(no_args_is_help=True, help="The trash: deleted objects until purged.")
+
+
+@app.command("list")
+def list_trash(limit: int = 100) -> None:
+    with system_context("cli trash list") as ctx:
+        page = trash.list_batches(ctx, limit=limit)
+        table = Table("batch", "what", "counts", "deleted by", "deleted at", "purge after")
+        for b in page.items:
+            table.add_row(
+                str(b.id),
+                f"{b.root_type}: {b.root_name}",
+                ", ".join(f"{k} {v}" for k, v in b.counts.items()),
+                b.deleted_by,
+                b.deleted_at.strftime("%Y-%m-%d %H:%M"),
+                b.purge_after.strftime("%Y-%m-%d"),
+            )
+    console.print(table)
+
+
+@app.command("restore")
+def restore(batch: uuid.UUID) -> None:
+    with system_context("cli trash restore") as ctx:
+        restored = trash.restore_batch(ctx, trash.get_batch(ctx, batch, perm=Perm.TRASH_RESTORE))
+    console.print(f"[green]restored[/green] {restored}")
+
+
+@app.command("purge")
+def purge(
+    batch: uuid.UUID = typer.Argument(None),
+    expired: bool = typer.Option(False, "--expired", help="Purge every batch past its retention date"),
+    yes: bool = typer.Option(False, "--yes"),
+) -> None:
+    if expired:
+        db = Database(settings().database_url)
+        console.print(f"purged {purge_expired(db)} batch(es)")
+        db.dispose()
+        return
+    if batch is None:
+        raise typer.BadParameter("give a batch id or --expired")
+    if not yes and not typer.confirm("purging is permanent. continue?"):
+        raise typer.Abort()
+    with system_context("cli trash purge") as ctx:
+        purged = trash.purge_batch(ctx, trash.get_batch(ctx, batch, perm=Perm.TRASH_PURGE), confirm=True)
+    console.print(f"[red]purged[/red] {purged}")
