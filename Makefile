@@ -38,6 +38,7 @@ lint: setup
 	$(BIN)/ruff format --check src tests bench
 
 bench: setup
+	$(BIN)/pip install -q -e '.[test,bench]'
 	$(BIN)/python -m bench
 
 clean:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import time
 import traceback
@@ -16,15 +17,26 @@ from bench import ROOT, Options, discover
 def main(argv: list[str] | None = None) -> int:
     names = discover()
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--only", choices=names, action="append", metavar="NAME",
-                        help=f"run only this benchmark (repeatable); one of: {', '.join(names)}")
+    parser.add_argument(
+        "--only",
+        choices=names,
+        action="append",
+        metavar="NAME",
+        help=f"run only this benchmark (repeatable); one of: {', '.join(names)}",
+    )
     parser.add_argument("--quick", action="store_true", help="shorter measurements (a smoke run)")
-    parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto",
-                        help="load generator: wrk when installed (auto), or the Python fallback")
+    parser.add_argument(
+        "--client",
+        choices=("auto", "wrk", "python"),
+        default="auto",
+        help="load generator: wrk when installed (auto), or the Python fallback",
+    )
     args = parser.parse_args(argv)
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     console = Console()
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(width=150)
     options = Options(quick=args.quick, client=args.client)
     failed = []
     for name in args.only or names:

@@ -18,12 +18,13 @@ import random
 import resource
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import time
 from array import array
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import httpx
@@ -55,7 +56,7 @@ def machine_busy_seconds() -> float | None:
             values = [int(v) for v in f.readline().split()[1:9]]
     except OSError:
         return None
-    user, nice, system, idle, iowait, irq, softirq, steal = values
+    user, nice, system, _idle, _iowait, irq, softirq, steal = values
     return (user + nice + system + irq + softirq + steal) / _CLK_TCK
 
 
@@ -79,6 +80,14 @@ def _pct(a: float | None, b: float | None, wall: float) -> float | None:
     if a is None or b is None or wall <= 0:
         return None
     return 100.0 * (b - a) / wall
+
+
+def background_cpu(seconds: float = 1.0) -> float | None:
+    """% of one core busy on the whole machine while this process sleeps: other people's load."""
+    a, t0 = machine_busy_seconds(), time.monotonic()
+    time.sleep(seconds)
+    b = machine_busy_seconds()
+    return _pct(a, b, time.monotonic() - t0)
 
 
 # --------------------------------------------------------------------------- servers
@@ -115,9 +124,22 @@ class Server:
         return self.log_dir / f"{self.name}.log"
 
     def start(self, timeout: float = 60.0) -> Server:
-        cmd = [sys.executable, "-m", "uvicorn", self.app, "--factory", "--host", HOST,
-               "--port", str(self.port), "--log-level", "warning", "--no-access-log"]
-        env = {**os.environ, **self.env}
+        cmd = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            self.app,
+            "--factory",
+            "--host",
+            HOST,
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ]
+        # Only the TENANTRY_* variables given here: a developer's own settings must not leak in.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TENANTRY_")} | self.env
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
         log = open(self.log_path, "wb")  # noqa: SIM115 (closed with the process)
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -125,7 +147,9 @@ class Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server {self.name} exited with {self.proc.returncode}:\n{self.log_tail()}")
+                raise RuntimeError(
+                    f"server {self.name} exited with {self.proc.returncode}:\n{self.log_tail()}"
+                )
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(self.base_url + "/healthz", timeout=2).status_code == 200:
                     return self
@@ -190,6 +214,20 @@ class Result:
     def rps(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
 
+    @property
+    def server_us_per_request(self) -> float | None:
+        """Server CPU per request, in microseconds: robust to a busy machine, unlike req/s."""
+        if self.server_cpu is None or not self.requests:
+            return None
+        return self.server_cpu / 100 * self.seconds / self.requests * 1e6
+
+    @property
+    def other_cpu(self) -> float | None:
+        """Everything but the server and the client: a database server, or noise from elsewhere."""
+        if self.machine_cpu is None or self.server_cpu is None or self.client_cpu is None:
+            return None
+        return max(0.0, self.machine_cpu - self.server_cpu - self.client_cpu)
+
 
 _WRK_SCRIPT = r"""
 local template = %(template)s
@@ -229,19 +267,53 @@ class LoadGenerator:
             return self._run_wrk(base_url, load, server_pid)
         return self._run_python(base_url, load, server_pid)
 
+    def compare(self, targets: dict[str, tuple[Server, Load]], rounds: int) -> dict[str, Result]:
+        """Measure several targets in interleaved rounds (A B C A B C …), each warmed up first.
+
+        Whatever else the machine does then hits every target alike, so their ratio holds up
+        better than that of back-to-back runs. Each load's `duration` is split over the rounds.
+        """
+        for server, load in targets.values():
+            if load.warmup:
+                self.run(server.base_url, replace(load, duration=load.warmup, warmup=0), server.pid)
+        parts: dict[str, list[Result]] = {label: [] for label in targets}
+        for _ in range(rounds):
+            for label, (server, load) in targets.items():
+                seconds = max(1, round(load.duration / rounds))
+                parts[label].append(
+                    self.run(server.base_url, replace(load, duration=seconds, warmup=0), server.pid)
+                )
+        return {label: merge(results) for label, results in parts.items()}
+
     # ---- wrk
 
     def _wrk_once(self, base_url: str, load: Load, seconds: int) -> dict[str, int]:
         script = self.work_dir / "load.lua"
         headers = "\n".join(f"wrk.headers[{_lua_str(k)}] = {_lua_str(v)}" for k, v in load.headers.items())
-        script.write_text(_WRK_SCRIPT % {"template": _lua_str(load.path), "choices": load.choices,
-                                         "headers": headers, "seed": random.randrange(1 << 30)})
-        cmd = ["wrk", "-t1", f"-c{load.concurrency}", f"-d{seconds}s", "--timeout", "10s", "-s", str(script),
-               base_url + (load.path if not load.choices else "/")]
+        script.write_text(
+            _WRK_SCRIPT
+            % {
+                "template": _lua_str(load.path),
+                "choices": load.choices,
+                "headers": headers,
+                "seed": random.randrange(1 << 30),
+            }
+        )
+        cmd = [
+            "wrk",
+            "-t1",
+            f"-c{load.concurrency}",
+            f"-d{seconds}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(script),
+            base_url + (load.path if not load.choices else "/"),
+        ]
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60, check=False)
         for line in out.stdout.splitlines():
             if line.startswith("BENCHJSON "):
-                return json.loads(line[len("BENCHJSON "):])
+                return json.loads(line[len("BENCHJSON ") :])
         raise RuntimeError(f"wrk failed ({out.returncode}): {out.stdout}\n{out.stderr}")
 
     def _run_wrk(self, base_url: str, load: Load, server_pid: int) -> Result:
@@ -252,10 +324,17 @@ class LoadGenerator:
         c1, s1 = children_cpu_seconds(), CpuSample.take(server_pid)
         wall = s1.wall - s0.wall
         return Result(
-            client="wrk", requests=r["requests"], seconds=r["duration_us"] / 1e6, errors=r["errors"],
-            bad_status=r["bad_status"], p50_ms=r["p50"] / 1000, p90_ms=r["p90"] / 1000,
-            p99_ms=r["p99"] / 1000, max_ms=r["max"] / 1000,
-            server_cpu=_pct(s0.server, s1.server, wall), client_cpu=_pct(c0, c1, wall),
+            client="wrk",
+            requests=r["requests"],
+            seconds=r["duration_us"] / 1e6,
+            errors=r["errors"],
+            bad_status=r["bad_status"],
+            p50_ms=r["p50"] / 1000,
+            p90_ms=r["p90"] / 1000,
+            p99_ms=r["p99"] / 1000,
+            max_ms=r["max"] / 1000,
+            server_cpu=_pct(s0.server, s1.server, wall),
+            client_cpu=_pct(c0, c1, wall),
             machine_cpu=_pct(s0.machine, s1.machine, wall),
         )
 
@@ -291,13 +370,45 @@ class LoadGenerator:
         # The workers' CPU covers warm-up too: scale it to the measured window.
         client_cpu = _pct(c0, c1, load.warmup + load.duration + 0.5)
         return Result(
-            client="python", requests=len(ordered), seconds=float(load.duration),
-            errors=sum(p["errors"] for p in parts), bad_status=sum(p["bad_status"] for p in parts),
-            p50_ms=_percentile(ordered, 50) * 1000, p90_ms=_percentile(ordered, 90) * 1000,
-            p99_ms=_percentile(ordered, 99) * 1000, max_ms=(ordered[-1] if ordered else 0.0) * 1000,
-            server_cpu=_pct(s0.server, s1.server, wall), client_cpu=client_cpu,
+            client="python",
+            requests=len(ordered),
+            seconds=float(load.duration),
+            errors=sum(p["errors"] for p in parts),
+            bad_status=sum(p["bad_status"] for p in parts),
+            p50_ms=_percentile(ordered, 50) * 1000,
+            p90_ms=_percentile(ordered, 90) * 1000,
+            p99_ms=_percentile(ordered, 99) * 1000,
+            max_ms=(ordered[-1] if ordered else 0.0) * 1000,
+            server_cpu=_pct(s0.server, s1.server, wall),
+            client_cpu=client_cpu,
             machine_cpu=_pct(s0.machine, s1.machine, wall),
         )
+
+
+def merge(results: list[Result]) -> Result:
+    """Rounds of one target: counts add up, latency percentiles are the rounds' median."""
+
+    def weighted(attr: str) -> float | None:
+        values = [getattr(r, attr) for r in results]
+        if any(v is None for v in values) or not total:
+            return None
+        return sum(v * r.seconds for v, r in zip(values, results, strict=True)) / total
+
+    total = sum(r.seconds for r in results)
+    return Result(
+        client=results[0].client,
+        requests=sum(r.requests for r in results),
+        seconds=total,
+        errors=sum(r.errors for r in results),
+        bad_status=sum(r.bad_status for r in results),
+        p50_ms=statistics.median(r.p50_ms for r in results),
+        p90_ms=statistics.median(r.p90_ms for r in results),
+        p99_ms=statistics.median(r.p99_ms for r in results),
+        max_ms=max(r.max_ms for r in results),
+        server_cpu=weighted("server_cpu"),
+        client_cpu=weighted("client_cpu"),
+        machine_cpu=weighted("machine_cpu"),
+    )
 
 
 def _percentile(ordered: list[float], pct: float) -> float:
@@ -306,8 +417,9 @@ def _percentile(ordered: list[float], pct: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered)) - 1))]
 
 
-def _py_worker(port: int, load: Load, start: float, warm_end: float, end: float, seed: int,
-               queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def _py_worker(
+    port: int, load: Load, start: float, warm_end: float, end: float, seed: int, queue: multiprocessing.Queue
+) -> None:  # type: ignore[type-arg]
     rnd = random.Random(seed)
     latencies = array("d")
     errors = bad = 0
@@ -348,14 +460,20 @@ def _try_install_wrk(console: Console) -> bool:
         return False
     if hasattr(os, "geteuid") and os.geteuid() != 0:
         return False
-    console.print("[dim]wrk is not installed: trying `apt-get install -y wrk` "
-                  "(set TENANTRY_BENCH_NO_INSTALL=1 to skip)[/dim]")
+    console.print(
+        "[dim]wrk is not installed: trying `apt-get install -y wrk` "
+        "(set TENANTRY_BENCH_NO_INSTALL=1 to skip)[/dim]"
+    )
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmds in ([["apt-get", "install", "-y", "-q", "wrk"]],
-                 [["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "wrk"]]):
+    for cmds in (
+        [["apt-get", "install", "-y", "-q", "wrk"]],
+        [["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "wrk"]],
+    ):
         try:
-            ok = all(subprocess.run(c, env=env, capture_output=True, timeout=240, check=False).returncode == 0
-                     for c in cmds)
+            ok = all(
+                subprocess.run(c, env=env, capture_output=True, timeout=240, check=False).returncode == 0
+                for c in cmds
+            )
         except (OSError, subprocess.TimeoutExpired):
             ok = False
         if ok and shutil.which("wrk"):
@@ -375,7 +493,7 @@ _resolved: dict[str, str] = {}
 
 
 def resolve_client(kind: str, console: Console) -> str:
-    """"wrk" or "python": `auto` means wrk when it is (or can be) installed."""
+    """ "wrk" or "python": `auto` means wrk when it is (or can be) installed."""
     if kind == "python":
         return "python"
     if kind not in _resolved:
@@ -383,8 +501,11 @@ def resolve_client(kind: str, console: Console) -> str:
         if not available and kind == "wrk":
             raise RuntimeError("--client wrk: wrk is not installed and could not be installed")
         if not available:
-            console.print("[yellow]wrk unavailable: using the Python load generator "
-                          "(one process per connection; slower, so ratios are conservative)[/yellow]")
+            console.print(
+                "[yellow]wrk unavailable: using the Python load generator (one process per "
+                "connection). It cannot saturate the bare baseline, so ratios against it come out "
+                "too flattering: install wrk for real numbers.[/yellow]"
+            )
         _resolved[kind] = "wrk" if available else "python"
     return _resolved[kind]
 

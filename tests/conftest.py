@@ -52,8 +52,10 @@ def db(backend: Backend) -> Iterator[Database]:
 def _owner_truncate(backend: Backend) -> None:
     """Empty every table between tests (as the owner, so RLS does not hide rows)."""
     owner = Database(backend.owner_url)
-    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables) if t.name != "authz_state"]
     with owner.engine.begin() as conn:
+        # Keep the one authz_state row, but move its version so every permission cache resets.
+        conn.execute(text("UPDATE authz_state SET version = version + 1"))
         if owner.dialect == "postgresql":
             conn.execute(text("TRUNCATE " + ", ".join(tables) + " CASCADE"))
         else:
@@ -96,6 +98,16 @@ def api(client: TestClient, personas: Personas) -> Callable[[str | None], TestCl
         return client
 
     return for_persona
+
+
+@pytest.fixture(autouse=True)
+def fresh_login_limiter() -> Iterator[None]:
+    """The per-address login limiter is process-wide: give every test a fresh one."""
+    from tenantry.services import throttle
+
+    throttle.set_limiter(None)
+    yield
+    throttle.set_limiter(None)
 
 
 @pytest.fixture

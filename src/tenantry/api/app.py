@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from prometheus_client import Counter, Histogram
+from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tenantry import __version__
@@ -51,15 +52,24 @@ LATENCY = Histogram("tenantry_http_request_seconds", "HTTP request latency", ["m
 class RequestContextMiddleware:
     """Request id in and out, one access-log line, metrics by route template, authz decision log."""
 
-    def __init__(self, app: ASGIApp, unenforced: list[tuple[str, str]]) -> None:
+    def __init__(self, app: ASGIApp, unenforced: list[tuple[str, str]], max_body: int) -> None:
         self.app = app
         self.unenforced = unenforced
+        self.max_body = max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.max_body:
+            # Refuse before reading a byte, as problem+json (Starlette's own limit answers in
+            # plain text; it still guards chunked bodies without a Content-Length).
+            await problems.problem(
+                413, "payload_too_large", f"the body is larger than {self.max_body} bytes"
+            )(scope, receive, send)
+            return
         incoming = headers.get(b"x-request-id", b"").decode("latin-1")
         rid = incoming if incoming and len(incoming) <= 64 and incoming.isprintable() else uuid.uuid4().hex
         token = request_id_var.set(rid)
@@ -135,7 +145,6 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         openapi_url="/api/v1/openapi.json",
         docs_url="/api/docs",
         redoc_url=None,
-        max_body_size=settings.max_body_bytes,
         responses={
             400: {"description": "Unreadable request", "model": problems_model()},
             413: {"description": "Request body too large", "model": problems_model()},
@@ -165,7 +174,12 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     ):
         app.include_router(module.router)
     app.state.unenforced = []
-    app.add_middleware(RequestContextMiddleware, unenforced=app.state.unenforced)
+    # Inner guard for bodies without Content-Length (chunked); the outer middleware answers the
+    # common case as problem+json before reading anything.
+    app.add_middleware(RequestBodyLimitMiddleware, max_body_size=settings.max_body_bytes)
+    app.add_middleware(
+        RequestContextMiddleware, unenforced=app.state.unenforced, max_body=settings.max_body_bytes
+    )
     return app
 
 

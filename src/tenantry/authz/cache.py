@@ -13,8 +13,8 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import event, select, update
+from sqlalchemy.orm import Session, SessionTransaction
 
 from tenantry.authz.catalog import register_resource_type
 from tenantry.db import session as db_session
@@ -116,6 +116,23 @@ def bump(session: Session) -> None:
                 log.warning("could not publish the authz version bump")
 
     db_session.after_commit(session, _after)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_transaction_state(session: Session, transaction: SessionTransaction) -> None:
+    """Per-transaction cache state ends with the transaction, committed or rolled back.
+
+    Security: after a rollback the private cache holds facts of writes that no longer exist; a
+    session that goes on (retry, CLI, job) must not serve them. Dropping the synced mark makes
+    the next transaction read the version again, so a long-lived session sees other changes.
+    """
+    if transaction.nested or transaction.parent is not None:
+        private = session.info.get(_PRIVATE)
+        if private is not None:
+            private.clear()  # a savepoint's facts may be undone; stay private, start afresh
+        return
+    session.info.pop(_PRIVATE, None)
+    session.info.pop(_SYNCED, None)
 
 
 def listen(redis_url: str) -> threading.Thread:

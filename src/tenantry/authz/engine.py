@@ -104,13 +104,19 @@ def roles_with(session: Session, perm: str, tenant_id: uuid.UUID | None) -> list
 
 
 def user_groups(session: Session, user_id: uuid.UUID) -> list[uuid.UUID]:
-    return list(
+    key = ("g", user_id.int)
+    hit = cache.get(session, key)
+    if hit is not None:
+        return hit  # type: ignore[no-any-return]
+    groups = list(
         session.scalars(
             select(_gm.c.group_id)
             .join(_groups, _groups.c.id == _gm.c.group_id)
             .where(_gm.c.user_id == user_id, _groups.c.deleted_at.is_(None))
         )
     )
+    cache.put(session, key, groups)
+    return groups
 
 
 def _principal_match(table: Any, user_id: uuid.UUID, groups: list[uuid.UUID]) -> ColumnElement[bool]:
@@ -121,9 +127,13 @@ def _principal_match(table: Any, user_id: uuid.UUID, groups: list[uuid.UUID]) ->
 
 
 def is_member(session: Session, user_id: uuid.UUID, tenant_id: uuid.UUID) -> bool:
+    key = ("m", user_id.int, tenant_id.int)
+    hit = cache.get(session, key)
+    if hit is not None:
+        return hit  # type: ignore[no-any-return]
     # Explicit tenant condition on the Core table: valid whatever tenant the session is armed for.
     with scoping.cross_tenant(session):
-        return (
+        member = (
             session.scalar(
                 select(_m.c.id)
                 .where(_m.c.tenant_id == tenant_id, _m.c.user_id == user_id, _m.c.deleted_at.is_(None))
@@ -131,6 +141,8 @@ def is_member(session: Session, user_id: uuid.UUID, tenant_id: uuid.UUID) -> boo
             )
             is not None
         )
+    cache.put(session, key, member)
+    return member
 
 
 def ancestors(session: Session, tenant_id: uuid.UUID, resource_id: uuid.UUID) -> list[uuid.UUID]:
@@ -221,7 +233,13 @@ def _user_permissions(
     tenant_id: uuid.UUID | None,
     resource_id: uuid.UUID | None,
 ) -> frozenset[str]:
-    key = ("u", user_id, is_superadmin, tenant_id, resource_id)
+    key = (
+        "u",
+        user_id.int,
+        is_superadmin,
+        tenant_id.int if tenant_id else 0,
+        resource_id.int if resource_id else 0,
+    )
     hit = cache.get(session, key)
     if hit is not None:
         return hit  # type: ignore[no-any-return]
@@ -230,22 +248,33 @@ def _user_permissions(
     else:
         facts = gather(session, user_id, tenant_id, resource_id)
         perms = frozenset().union(*(role_permissions(g.role, session, tenant_id) for g in facts.grants))
+    perms = _intern(perms)
     cache.put(session, key, perms)
     return perms
+
+
+_INTERNED: dict[frozenset[str], frozenset[str]] = {}
+
+
+def _intern(perms: frozenset[str]) -> frozenset[str]:
+    """Thousands of (user, tenant) pairs share a handful of distinct permission sets: store each once."""
+    return _INTERNED.setdefault(perms, perms)
 
 
 def effective_permissions(
     session: Session, principal: Principal, tenant_id: uuid.UUID | None, resource_id: uuid.UUID | None = None
 ) -> frozenset[str]:
     """Permissions `principal` holds in `tenant_id` (None: global scope), on `resource_id` if given."""
-    if principal.kind == "system":
-        return frozenset(CATALOG)
-    if not principal.authenticated or principal.user_id is None:
-        return frozenset()
-    key = (principal, tenant_id, resource_id)
+    # Hot path: a cached decision costs one string-keyed dict lookup (the principal's key is
+    # computed once per principal and its hash is cached by Python).
+    key = (principal.cache_key, tenant_id.int if tenant_id else 0, resource_id.int if resource_id else 0)
     hit = cache.get(session, key)
     if hit is not None:
         return hit  # type: ignore[no-any-return]
+    if principal.kind == "system":
+        return frozenset(CATALOG)
+    if principal.kind == "anonymous" or principal.user_id is None:
+        return frozenset()
     perms = _user_permissions(session, principal.user_id, principal.is_superadmin, tenant_id, resource_id)
     if principal.ceiling_user_id is not None:
         # Alias users: never more than the parent holds, checked on every decision.
@@ -254,6 +283,7 @@ def effective_permissions(
         perms = frozenset()  # Security: a key restricted to one tenant acts nowhere else.
     if principal.key_scope == "read":
         perms = frozenset(p for p in perms if CATALOG[p].read_only)
+    perms = _intern(perms)
     cache.put(session, key, perms)
     return perms
 
@@ -312,9 +342,14 @@ def visible_filter(
         return false()
     if principal.key_scope == "read" and not CATALOG[perm].read_only:
         return false()
-    cond = _granted_subtree(session, principal.user_id, perm, tenant_id, column)
+    capped = principal.ceiling_user_id is not None
+    # With a ceiling, `check` above may have failed on the parent's side only: the alias's own
+    # tenant-wide grant still counts, and the parent's subtree then bounds it.
+    cond = _granted_subtree(session, principal.user_id, perm, tenant_id, column, capped)
     if principal.ceiling_user_id is not None:
-        cond = cond & _granted_subtree(session, principal.ceiling_user_id, perm, tenant_id, column, True)
+        cond = cond & _granted_subtree(
+            session, principal.ceiling_user_id, perm, tenant_id, column, True, name="ceiling"
+        )
     return cond
 
 
@@ -325,6 +360,7 @@ def _granted_subtree(
     tenant_id: uuid.UUID,
     column: Any,
     tenant_wide_ok: bool = False,
+    name: str = "covered",
 ) -> ColumnElement[bool]:
     if tenant_wide_ok and perm in _user_permissions(session, user_id, False, tenant_id, None):
         return true()
@@ -340,7 +376,7 @@ def _granted_subtree(
         _principal_match(_g, user_id, groups),
     )
     base = select(_r.c.id).where(_r.c.tenant_id == tenant_id, _r.c.id.in_(granted), _r.c.deleted_at.is_(None))
-    tree = base.cte("covered", recursive=True)
+    tree = base.cte(name, recursive=True)  # two CTEs (alias and ceiling) need two names
     child = _r.alias("child")
     tree = tree.union_all(
         select(child.c.id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 PrincipalKind = Literal["user", "alias", "api_key", "system", "anonymous"]
@@ -25,6 +26,21 @@ class Principal:
     ceiling_user_id: uuid.UUID | None = None
     # A session that may only finish the 2FA set-up its tenant demands (or sign out).
     restricted: bool = False
+
+    @cached_property
+    def cache_key(self) -> str:
+        """Only what changes permissions (not the session or label): one key for all of a user's logins."""
+        hx = lambda u: u.hex if u else "-"  # noqa: E731
+        return "|".join(
+            (
+                self.kind,
+                hx(self.user_id),
+                "S" if self.is_superadmin else "-",
+                self.key_scope,
+                hx(self.key_tenant_id),
+                hx(self.ceiling_user_id),
+            )
+        )
 
     @property
     def authenticated(self) -> bool:

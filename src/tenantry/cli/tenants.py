@@ -47,12 +47,13 @@ def delete(tenant: str, yes: bool = typer.Option(False, "--yes", help="Do not as
         )
         if not yes and not typer.confirm("continue?"):
             raise typer.Abort()
+        slug = t.slug  # the trash expires loaded objects; read before the session closes
         batch, _ = tenants.delete_tenant(ctx, t)
-    console.print(f"[yellow]deleted[/yellow] {t.slug} (batch {batch})")
+    console.print(f"[yellow]deleted[/yellow] {slug} (batch {batch})")
 
 
 @app.command("restore")
 def restore(tenant: str) -> None:
     with system_context("cli tenants restore") as ctx:
-        t = tenants.restore_tenant(ctx, tenants.find_deleted(ctx, tenant))
-    console.print(f"[green]restored[/green] {t.slug}")
+        slug = tenants.restore_tenant(ctx, tenants.find_deleted(ctx, tenant)).slug
+    console.print(f"[green]restored[/green] {slug}")

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from tenantry.authz import visibility
 from tenantry.authz.engine import mark_decided
 from tenantry.config import get_settings
-from tenantry.db.tables import ApiKey
+from tenantry.db.tables import ApiKey, Tenant
 from tenantry.db.types import utcnow
 from tenantry.errors import Invalid, NotFound, PermissionDenied
 from tenantry.ids import TOKEN_PREFIX_API_KEY
@@ -61,7 +61,11 @@ def create_key(
         raise Invalid(
             f"keys live at most {s.api_key_max_days} days", code="expiry_too_far", field="expires_at"
         )
-    if tenant_id is not None and not visibility.can_see_tenant(ctx.session, ctx.principal, tenant_id):
+    if tenant_id is not None and (
+        not visibility.can_see_tenant(ctx.session, ctx.principal, tenant_id)
+        # Visible to a superadmin is not the same as existing: unknown or trashed tenants too.
+        or ctx.session.scalar(select(Tenant.id).where(Tenant.id == tenant_id)) is None
+    ):
         # Security: the same answer as for a tenant that does not exist.
         raise NotFound("tenant")
     token = tokens.new_token(TOKEN_PREFIX_API_KEY)

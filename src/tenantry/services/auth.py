@@ -9,15 +9,18 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import OperationalError
 
 from tenantry.authz import Principal
 from tenantry.authz.engine import mark_decided
 from tenantry.config import get_settings
 from tenantry.db import scoping
+from tenantry.db.engine import sqlite_write_intent
 from tenantry.db.tables import ApiKey, AuthSession, LoginThrottle, Membership, Tenant, User
 from tenantry.db.types import utcnow
 from tenantry.errors import NotFound, PermissionDenied, RateLimited, Unauthenticated
@@ -180,14 +183,17 @@ def login(
     assert user is not None
     if user.totp_enabled_at is not None:
         if not totp_code:
-            # The password was right; the client must ask for the second factor. Not a failure.
-            ctx.session.execute(
-                update(LoginThrottle)
-                .where(LoginThrottle.account_key == key)
-                .values(failures=max(0, failures - 1))
-            )
+            # The password was right; the client must ask for the second factor. Not a failure,
+            # so it must not lock the account either (undo a lock this very attempt set).
+            undo: dict[str, object] = {"failures": max(0, failures - 1)}
+            if newly_locked:
+                undo["locked_at"] = None
+            ctx.session.execute(update(LoginThrottle).where(LoginThrottle.account_key == key).values(**undo))
             ctx.commit()
             raise Unauthenticated("enter the code from your authenticator app", code="totp_required")
+        # Parallel sign-ins with one code (or recovery code) are decided one after another on
+        # the locked row: the loser sees the spent step/code and gets 401, not a version conflict.
+        ctx.session.refresh(user, with_for_update=True)
         if not totp.verify_second_factor(ctx, user, totp_code):
             fail("bad_totp", code="invalid_totp", detail="the code is not valid")
     clear_throttle(ctx, email_n)
@@ -244,10 +250,11 @@ def authenticate(
         raise_csrf()
     if now - sess.last_seen_at > _TOUCH_EVERY:
         idle = timedelta(minutes=get_settings().session_idle_minutes)
-        ctx.session.execute(
+        _touch(
+            ctx,
             update(AuthSession)
-            .where(AuthSession.id == sess.id)
-            .values(last_seen_at=now, idle_expires_at=min(now + idle, sess.expires_at))
+            .where(AuthSession.id == sess.id, AuthSession.last_seen_at < now - _TOUCH_EVERY)
+            .values(last_seen_at=now, idle_expires_at=min(now + idle, sess.expires_at)),
         )
     return Principal(
         kind="user",
@@ -278,7 +285,15 @@ def _authenticate_key(ctx: ServiceContext, token: str) -> Principal:
     if key.revoked_at is not None or key.expires_at <= now or not user.active:
         raise Unauthenticated("API key is not valid", code="invalid_token")
     if key.last_used_at is None or now - key.last_used_at > _TOUCH_EVERY:
-        ctx.session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
+        _touch(
+            ctx,
+            update(ApiKey)
+            .where(
+                ApiKey.id == key.id,
+                (ApiKey.last_used_at.is_(None)) | (ApiKey.last_used_at < now - _TOUCH_EVERY),
+            )
+            .values(last_used_at=now),
+        )
     return Principal(
         kind="user",
         user_id=user.id,
@@ -288,6 +303,26 @@ def _authenticate_key(ctx: ServiceContext, token: str) -> Principal:
         key_scope="read" if key.scope == "read" else "read_write",
         key_tenant_id=key.tenant_id,
     )
+
+
+def _touch(ctx: ServiceContext, stmt: Any) -> None:
+    """Best-effort bookkeeping (last seen / last used) in its own short transaction.
+
+    Not in the request's transaction: read-only requests never commit, and a write there would
+    serialise every reader of one token behind a row lock. Losing a touch to a busy database
+    costs nothing; the next request after a minute tries again.
+    """
+    engine = ctx.session.get_bind()
+    if engine.dialect.name == "sqlite" and sqlite_write_intent.get():
+        # This request already holds SQLite's write lock: a second connection would wait on us.
+        ctx.session.execute(stmt)
+        return
+    try:
+        with engine.connect() as conn:
+            conn.execute(stmt)
+            conn.commit()
+    except OperationalError:
+        pass
 
 
 def logout(ctx: ServiceContext) -> None:
@@ -327,8 +362,15 @@ def list_sessions(ctx: ServiceContext) -> list[AuthSession]:
     )
 
 
-def revoke_session(ctx: ServiceContext, session_id: uuid.UUID) -> None:
+def _require_session(ctx: ServiceContext) -> None:
+    """Signing sessions out is account security: from a signed-in session, never with a key."""
     mark_decided("authenticated")
+    if ctx.principal.user_id is None or ctx.principal.key_id is not None:
+        raise PermissionDenied("manage sessions from a signed-in session", code="session_required")
+
+
+def revoke_session(ctx: ServiceContext, session_id: uuid.UUID) -> None:
+    _require_session(ctx)
     n = ctx.session.execute(
         update(AuthSession)
         .where(
@@ -345,7 +387,7 @@ def revoke_session(ctx: ServiceContext, session_id: uuid.UUID) -> None:
 
 def revoke_all_sessions(ctx: ServiceContext) -> int:
     """Sign out everywhere (this session included)."""
-    mark_decided("authenticated")
+    _require_session(ctx)
     assert ctx.principal.user_id is not None
     n = revoke_user_sessions(ctx, ctx.principal.user_id)
     audit.record(

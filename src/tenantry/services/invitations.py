@@ -11,7 +11,7 @@ from tenantry.authz.engine import mark_decided
 from tenantry.config import get_settings
 from tenantry.db.tables import Tenant, User, UserToken
 from tenantry.db.types import utcnow
-from tenantry.errors import Invalid
+from tenantry.errors import Invalid, PermissionDenied
 from tenantry.ids import uuid7
 from tenantry.mail import outbox
 from tenantry.security import tokens
@@ -96,6 +96,14 @@ def accept_invitation(ctx: ServiceContext, *, token: str, password: str) -> auth
     """Set the first password and sign in (restricted to 2FA set-up if a tenant demands it)."""
     mark_decided("public")
     ut, user = _redeem(ctx, token, INVITATION)
+    if user.password_hash is not None:
+        # Security: once a password exists (e.g. set through a reset) an old invitation link must
+        # not replace it without the current password.
+        raise Invalid(
+            "this link is not valid any more; ask for a new one",
+            code="invalid_or_expired_token",
+            field="token",
+        )
     check_password(password, email=user.email, has_2fa=user.totp_enabled_at is not None)
     user.password_hash = hash_password(password)
     user.password_changed_at = utcnow()
@@ -149,8 +157,11 @@ def reset_password(ctx: ServiceContext, *, token: str, new_password: str) -> Non
 def change_password(ctx: ServiceContext, *, current_password: str, new_password: str) -> None:
     """Needs the current password; signs out every other session."""
     mark_decided("authenticated")
+    if ctx.principal.key_id is not None:
+        # The same answer as for managing API keys or 2FA with a key.
+        raise PermissionDenied("change the password from a signed-in session", code="session_required")
     user = ctx.session.get(User, ctx.principal.user_id)
-    if user is None or ctx.principal.key_id is not None:
+    if user is None:
         raise Invalid("change the password from a signed-in session", code="session_required")
     if not verify_password(user.password_hash, current_password):
         raise Invalid("the current password is wrong", code="invalid_password", field="current_password")

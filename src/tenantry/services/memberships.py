@@ -270,6 +270,9 @@ def my_tenants(ctx: ServiceContext) -> list[tuple[tenants.TenantView, list[str],
     """The tenant switcher: the caller's tenants with counts, roles and the default flag."""
     me = users.me(ctx)
     rows = users.user_tenants(ctx, me.id)
+    if ctx.principal.key_tenant_id is not None:
+        # Security: a key restricted to one tenant does not reveal the owner's other tenants.
+        rows = [(t, roles) for t, roles in rows if t.id == ctx.principal.key_tenant_id]
     counts = tenants.counts(ctx.session, [t.id for t, _ in rows])
     return [(tenants.TenantView(t, *counts[t.id]), roles, me.default_tenant_id == t.id) for t, roles in rows]
 

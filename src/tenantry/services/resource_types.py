@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -104,15 +105,17 @@ def compile_schema(schema: dict[str, Any]) -> Any:
     return jsonschema_rs.validator_for(schema, validate_formats=True)
 
 
-_validators: dict[tuple[str, int], Any] = {}
+# type key -> (schema fingerprint, compiled validator). The fingerprint is the schema itself, not
+# (key, version): a deleted and recreated type starts at version 1 again with another schema.
+_validators: dict[str, tuple[str, Any]] = {}
 
 
 def validator(rtype: ResourceType) -> Any:
-    key = (rtype.key, rtype.version)
-    v = _validators.get(key)
-    if v is None:
-        v = _validators[key] = compile_schema(rtype.schema)
-    return v
+    fingerprint = json.dumps(rtype.schema, sort_keys=True)
+    hit = _validators.get(rtype.key)
+    if hit is None or hit[0] != fingerprint:
+        hit = _validators[rtype.key] = (fingerprint, compile_schema(rtype.schema))
+    return hit[1]
 
 
 def get_type(ctx: ServiceContext, key: str) -> ResourceType:

@@ -163,10 +163,16 @@ def _write_unique(ctx: ServiceContext, r: Resource, rtype: ResourceType, *, repl
 def _visible(ctx: ServiceContext, types: list[str]) -> ColumnElement[bool]:
     """Per type: the `<type>.read` visibility as SQL (tenant-wide, or resource grants + children)."""
     tid = _tenant_id(ctx)
-    conds = []
+    # Types readable through the same roles get the same answer: one condition (and one
+    # recursive CTE) per group, not per type — same-named CTEs in one statement do not compile.
+    groups: dict[frozenset[str], list[str]] = {}
     for t in types:
-        cond = authz_engine.visible_filter(ctx.session, ctx.principal, resource_perm(t, "read"), tid)
-        conds.append((Resource.type == t) & cond)
+        roles = frozenset(authz_engine.roles_with(ctx.session, resource_perm(t, "read"), tid))
+        groups.setdefault(roles, []).append(t)
+    conds = []
+    for same in groups.values():
+        cond = authz_engine.visible_filter(ctx.session, ctx.principal, resource_perm(same[0], "read"), tid)
+        conds.append(Resource.type.in_(same) & cond)
     return or_(*conds) if conds else false()
 
 

@@ -193,6 +193,12 @@ def create_role(
 
 
 def _editable(ctx: ServiceContext, key: str) -> Role | TenantRole:
+    # Security: ask first — someone who may not manage roles learns nothing (not even whether
+    # a role exists or is built-in) and gets the same 403 whatever the key.
+    if ctx.tenant is not None:
+        ctx.require(Perm.ROLE_MANAGE)
+    else:
+        ctx.require(Perm.ROLE_MANAGE, global_scope=True)
     if key in BUILTIN_ROLES:
         raise Conflict("built-in roles cannot be changed", code="builtin_role_immutable")
     role = _find(ctx, key)
@@ -200,10 +206,6 @@ def _editable(ctx: ServiceContext, key: str) -> Role | TenantRole:
         raise NotFound("role")
     if ctx.tenant is not None and isinstance(role, Role):
         raise PermissionDenied("global roles are managed by superadmins", code="global_role")
-    if ctx.tenant is not None:
-        ctx.require(Perm.ROLE_MANAGE)
-    else:
-        ctx.require(Perm.ROLE_MANAGE, global_scope=True)
     return role
 
 

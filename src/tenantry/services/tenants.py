@@ -128,8 +128,22 @@ def counts(session: Session, tenant_ids: list[uuid.UUID]) -> dict[uuid.UUID, tup
 
 
 def view(ctx: ServiceContext, tenant: Tenant) -> TenantView:
-    m, r = counts(ctx.session, [tenant.id])[tenant.id]
-    return TenantView(tenant, m, r)
+    """One tenant with its counts: a single statement of two scalar subqueries."""
+    m, r = Membership.__table__, Resource.__table__
+    with scoping.in_tenant(ctx.session, tenant.id):
+        row = ctx.session.execute(
+            select(
+                select(func.count())
+                .select_from(m)
+                .where(m.c.tenant_id == tenant.id, m.c.deleted_at.is_(None))
+                .scalar_subquery(),
+                select(func.count())
+                .select_from(r)
+                .where(r.c.tenant_id == tenant.id, r.c.deleted_at.is_(None))
+                .scalar_subquery(),
+            )
+        ).one()
+    return TenantView(tenant, row[0], row[1])
 
 
 def get_tenant(ctx: ServiceContext, ref: str) -> TenantView:

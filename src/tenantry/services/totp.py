@@ -12,7 +12,7 @@ from sqlalchemy import update
 from tenantry.authz.engine import mark_decided
 from tenantry.db.tables import AuthSession, User
 from tenantry.db.types import utcnow
-from tenantry.errors import Conflict, Invalid, Unauthenticated
+from tenantry.errors import Conflict, Invalid, PermissionDenied, Unauthenticated
 from tenantry.security import tokens
 from tenantry.security.passwords import verify_password
 from tenantry.services import audit
@@ -31,6 +31,9 @@ class TotpSetup:
 
 def _me(ctx: ServiceContext) -> User:
     mark_decided("authenticated")
+    if ctx.principal.key_id is not None:
+        # Security: a leaked API key must not take over (or switch off) the owner's second factor.
+        raise PermissionDenied("manage 2FA from a signed-in session", code="session_required")
     user = ctx.session.get(User, ctx.principal.user_id) if ctx.principal.user_id else None
     if user is None:
         raise Unauthenticated("sign in first")

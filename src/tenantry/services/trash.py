@@ -19,7 +19,7 @@ from tenantry.authz import cache as authz_cache
 from tenantry.config import get_settings
 from tenantry.db import scoping
 from tenantry.db.base import Base, SoftDeletable
-from tenantry.db.tables import DeletionBatch, Membership, ResourceUniqueValue
+from tenantry.db.tables import DeletionBatch, Membership, Resource, ResourceUniqueValue
 
 __all__ = ["DeletionBatch", "Family", "list_batches", "move_to_trash", "purge_batch", "restore_batch"]
 from tenantry.db.types import utcnow
@@ -177,6 +177,22 @@ def _conflicts(ctx: ServiceContext, batch_id: uuid.UUID) -> list[str]:
         .limit(5)
     )
     out += [f"user {uid} is a member again" for (uid,) in rows]
+    # A resource whose parent went to the trash in another batch would come back as an orphan.
+    r, parent = Resource.__table__, Resource.__table__.alias("parent")
+    rows = ctx.session.execute(
+        select(r.c.id, r.c.parent_id)
+        .join(parent, (parent.c.tenant_id == r.c.tenant_id) & (parent.c.id == r.c.parent_id))
+        .where(
+            r.c.deletion_batch_id == batch_id,
+            parent.c.deleted_at.is_not(None),
+            parent.c.deletion_batch_id != batch_id,
+        )
+        .limit(5)
+    )
+    out += [
+        f"resource {rid} needs its parent {pid}, which is in the trash: restore that first"
+        for rid, pid in rows
+    ]
     return out
 
 
@@ -241,11 +257,14 @@ def _purge_rows(ctx: ServiceContext, batch_id: uuid.UUID) -> dict[str, int]:
     purged: dict[str, int] = {}
     with scoping.cross_tenant(ctx.session), scoping.include_deleted(ctx.session):
         for model in soft_deletable_models():
-            n = ctx.session.execute(
-                delete(model).where(model.deletion_batch_id == batch_id),
-                execution_options={"synchronize_session": False},
-            ).rowcount  # type: ignore[attr-defined]
+            in_batch = model.deletion_batch_id == batch_id
+            # Counted first: SQLite's rowcount leaves out rows that an ON DELETE CASCADE from
+            # the same statement removed (a purged host's services), so it would under-report.
+            n = ctx.session.scalar(select(func.count()).select_from(model).where(in_batch)) or 0
             if n:
+                ctx.session.execute(
+                    delete(model).where(in_batch), execution_options={"synchronize_session": False}
+                )
                 purged[kind_name(model)] = n
     ctx.session.expire_all()
     return purged

@@ -28,4 +28,6 @@ class Resource(TenantOwned, Timestamped, SoftDeletable, Base):
             ["tenant_id", "parent_id"], ["resources.tenant_id", "resources.id"], ondelete="CASCADE"
         ),
         Index("ix_resources_tenant_id_type_name", "tenant_id", "type", "name"),
+        # Children of a parent: the recursive visibility CTE and cascading deletes walk this.
+        Index("ix_resources_tenant_id_parent_id", "tenant_id", "parent_id"),
     )
