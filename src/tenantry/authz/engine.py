@@ -376,7 +376,9 @@ def _granted_subtree(
         _principal_match(_g, user_id, groups),
     )
     base = select(_r.c.id).where(_r.c.tenant_id == tenant_id, _r.c.id.in_(granted), _r.c.deleted_at.is_(None))
-    tree = base.cte(name, recursive=True)  # two CTEs (alias and ceiling) need two names
+    # One statement may hold several of these (one per resource type, alias and ceiling): each
+    # CTE needs its own name.
+    tree = base.cte(f"{name}_{perm.replace('.', '_')}", recursive=True)
     child = _r.alias("child")
     tree = tree.union_all(
         select(child.c.id)

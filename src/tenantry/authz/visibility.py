@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import ColumnElement, select, true
+from sqlalchemy import ColumnElement, false, select, true
 from sqlalchemy.orm import Session
 
 from tenantry.authz.catalog import Perm
-from tenantry.authz.engine import check, mark_decided
+from tenantry.authz.engine import check, is_member, mark_decided
 from tenantry.authz.principal import Principal
 from tenantry.db.tables import Membership, Tenant
 
@@ -23,19 +23,19 @@ def can_see_tenant(session: Session, principal: Principal, tenant_id: uuid.UUID)
     mark_decided("tenant.visible")
     if principal.key_tenant_id is not None and principal.key_tenant_id != tenant_id:
         return False
-    return sees_all_tenants(session, principal) or check(session, principal, Perm.TENANT_READ, tenant_id)
+    if check(session, principal, Perm.TENANT_READ, tenant_id) or sees_all_tenants(session, principal):
+        return True
+    # A member always sees the tenant itself, even when their only grants are on resources.
+    return principal.user_id is not None and is_member(session, principal.user_id, tenant_id)
 
 
 def tenant_filter(session: Session, principal: Principal) -> ColumnElement[bool]:
     """SQL condition on `tenants` for list queries: never load-then-filter."""
     mark_decided("tenant.visible")
     if principal.key_tenant_id is not None:
-        cond: ColumnElement[bool] = Tenant.id == principal.key_tenant_id
-        return (
-            cond
-            if sees_all_tenants(session, principal) or principal.user_id is None
-            else (cond & Tenant.id.in_(_member_tenants(principal)))
-        )
+        # A key tied to one tenant lists that tenant, exactly when it could open it.
+        visible = can_see_tenant(session, principal, principal.key_tenant_id)
+        return Tenant.id == principal.key_tenant_id if visible else false()
     if sees_all_tenants(session, principal):
         return true()
     if principal.user_id is None:

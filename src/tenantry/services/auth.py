@@ -65,8 +65,14 @@ def _reserve_attempt(ctx: ServiceContext, key: str) -> tuple[int, bool]:
     s = get_settings()
     session = ctx.session
     ins = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    session.execute(ins(LoginThrottle).values(account_key=key, failures=0).on_conflict_do_nothing())
-    row = session.scalar(select(LoginThrottle).where(LoginThrottle.account_key == key).with_for_update())
+    row = None
+    for _ in range(3):
+        # A successful sign-in in parallel may delete the row between the insert and the lock
+        # (PostgreSQL then finds nothing): insert again rather than fail.
+        session.execute(ins(LoginThrottle).values(account_key=key, failures=0).on_conflict_do_nothing())
+        row = session.scalar(select(LoginThrottle).where(LoginThrottle.account_key == key).with_for_update())
+        if row is not None:
+            break
     assert row is not None
     now = utcnow()
     if row.locked_at is not None:

@@ -73,7 +73,11 @@ def _admin_count(ctx: ServiceContext) -> int:
     return (
         ctx.session.scalar(
             select(func.count(func.distinct(Grant.principal_id))).where(
-                Grant.principal_type == "user", Grant.role_key == ADMIN_ROLE, Grant.resource_id.is_(None)
+                Grant.principal_type == "user",
+                Grant.role_key == ADMIN_ROLE,
+                Grant.resource_id.is_(None),
+                # A deactivated admin runs nothing: they do not keep the tenant managed.
+                Grant.principal_id.in_(select(User.id).where(User.active.is_(True))),
             )
         )
         or 0

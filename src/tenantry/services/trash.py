@@ -266,6 +266,24 @@ def _purge_rows(ctx: ServiceContext, batch_id: uuid.UUID) -> dict[str, int]:
                     delete(model).where(in_batch), execution_options={"synchronize_session": False}
                 )
                 purged[kind_name(model)] = n
+    # Purging a parent cascades to children trashed earlier in batches of their own: those
+    # batches now hold nothing, so they are purged too rather than listed as restorable.
+    res = Resource.__table__
+    with scoping.cross_tenant(ctx.session), scoping.include_deleted(ctx.session):
+        ctx.session.execute(
+            update(DeletionBatch)
+            .where(
+                DeletionBatch.purged_at.is_(None),
+                DeletionBatch.restored_at.is_(None),
+                DeletionBatch.id != batch_id,
+                DeletionBatch.root_type == "resource",
+                DeletionBatch.root_id.not_in(
+                    select(res.c.id).where(res.c.tenant_id == DeletionBatch.tenant_id)
+                ),
+            )
+            .values(purged_at=utcnow()),
+            execution_options={"synchronize_session": False},
+        )
     ctx.session.expire_all()
     return purged
 

@@ -12,13 +12,13 @@ from tenantry.authz import Perm
 from tenantry.authz import cache as authz_cache
 from tenantry.authz.engine import mark_decided
 from tenantry.db import scoping
-from tenantry.db.tables import ApiKey, Grant, Membership, Tenant, User, UserToken
+from tenantry.db.tables import ApiKey, DeletionBatch, Grant, Membership, Tenant, User, UserToken
 from tenantry.db.types import utcnow
 from tenantry.errors import Conflict, Invalid, NotFound
 from tenantry.ids import uuid7
 from tenantry.security.password_policy import check_password
 from tenantry.security.passwords import hash_password
-from tenantry.services import audit, auth, invitations
+from tenantry.services import audit, auth, invitations, trash
 from tenantry.services.context import ServiceContext
 from tenantry.services.pagination import Page, decode_uuid_cursor, encode_cursor
 
@@ -208,79 +208,54 @@ def update_user(ctx: ServiceContext, user: User, changes: dict[str, Any]) -> Use
     return user
 
 
-def _user_family(ctx: ServiceContext, user_id: uuid.UUID) -> list[tuple[type[Any], Any]]:
-    return [
-        (Membership, Membership.user_id == user_id),
-        (Grant, (Grant.principal_type == "user") & (Grant.principal_id == user_id)),
-        (ApiKey, ApiKey.user_id == user_id),
-    ]
+def _family(user: User) -> trash.Family:
+    """The user and what is theirs: memberships, their grants, their API keys."""
+    return trash.Family(
+        [
+            (Membership, Membership.user_id == user.id),
+            (Grant, (Grant.principal_type == "user") & (Grant.principal_id == user.id)),
+            (ApiKey, ApiKey.user_id == user.id),
+            (User, User.id == user.id),
+        ]
+    )
 
 
 def deletion_impact(ctx: ServiceContext, user: User) -> dict[str, int]:
     ctx.require(Perm.USER_MANAGE, global_scope=True)
-    out = {}
-    with scoping.cross_tenant(ctx.session):
-        for model, cond in _user_family(ctx, user.id):
-            out[model.__tablename__] = (
-                ctx.session.scalar(select(func.count()).select_from(model).where(cond)) or 0
-            )
-    return out
+    counts = _family(user).counts(ctx)
+    counts.pop("users", None)
+    return counts
 
 
 def delete_user(ctx: ServiceContext, user: User) -> uuid.UUID:
-    """Soft delete with memberships, grants and keys; sessions and keys stop at once."""
+    """To the trash with memberships, grants and keys; sessions and keys stop at once."""
     ctx.require(Perm.USER_MANAGE, global_scope=True)
     if user.id == ctx.principal.user_id:
         raise Conflict("you cannot delete yourself", code="cannot_modify_self")
     if user.is_superadmin and _superadmin_count(ctx) <= 1:
         raise Conflict("the last superadmin must stay", code="last_superadmin")
-    impact = deletion_impact(ctx, user)
-    batch, now = uuid7(), utcnow()
-    with scoping.cross_tenant(ctx.session):
-        for model, cond in _user_family(ctx, user.id):
-            ctx.session.execute(
-                update(model).where(cond).values(deleted_at=now, deletion_batch_id=batch),
-                execution_options={"synchronize_session": False},
-            )
-    user.deleted_at, user.deletion_batch_id = now, batch
+    before = snapshot(user)
     auth.revoke_user_sessions(ctx, user.id)
-    authz_cache.bump(ctx.session)
-    ctx.session.flush()
-    audit.record(
+    batch = trash.move_to_trash(
         ctx,
-        "user.delete",
-        target_type="user",
-        target_id=user.id,
-        before=snapshot(user),
-        after={"deletion_batch_id": batch, "counts": impact},
+        _family(user),
+        root_type="user",
+        root_id=user.id,
+        root_name=user.email,
         tenant_id=None,
+        before=before,
     )
-    return batch
+    return batch.id
 
 
 def restore_user(ctx: ServiceContext, user: User) -> User:
     """Bring back the user with the memberships, grants and keys deleted with them."""
     ctx.require(Perm.TRASH_RESTORE, global_scope=True)
-    batch = user.deletion_batch_id
-    with scoping.cross_tenant(ctx.session), scoping.include_deleted(ctx.session):
-        for model, cond in _user_family(ctx, user.id):
-            ctx.session.execute(
-                update(model)
-                .where(cond, model.deletion_batch_id == batch)
-                .values(deleted_at=None, deletion_batch_id=None),
-                execution_options={"synchronize_session": False},
-            )
-    user.deleted_at, user.deletion_batch_id = None, None
-    authz_cache.bump(ctx.session)
-    ctx.session.flush()
-    audit.record(
-        ctx,
-        "user.restore",
-        target_type="user",
-        target_id=user.id,
-        after={"deletion_batch_id": batch},
-        tenant_id=None,
-    )
+    batch = ctx.session.get(DeletionBatch, user.deletion_batch_id)
+    if batch is None:
+        raise NotFound("deletion batch")
+    trash.restore_batch(ctx, batch)
+    ctx.session.refresh(user)
     return user
 
 
