@@ -132,7 +132,8 @@ def list_batches(
 
 def get_batch(ctx: ServiceContext, batch_id: uuid.UUID, *, perm: str) -> DeletionBatch:
     """A batch the principal may act on with `perm`; other tenants' batches are 404."""
-    batch = ctx.session.get(DeletionBatch, batch_id)
+    # Locked: a restore and a purge of one batch never both go ahead.
+    batch = ctx.session.get(DeletionBatch, batch_id, with_for_update=True)
     if batch is None or batch.restored_at is not None or batch.purged_at is not None:
         raise NotFound("deletion batch")
     if ctx.tenant is not None:
