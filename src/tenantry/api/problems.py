@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tenantry import errors
+from tenantry.authz.engine import mark_decided
 
 STATUS = {
     errors.NotFound: 404,
@@ -74,6 +75,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        mark_decided("invalid_request")  # refused before any route code ran
         problems = []
         for err in exc.errors():
             loc = [str(p) for p in err.get("loc", ()) if p != "body"]

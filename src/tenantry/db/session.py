@@ -38,6 +38,7 @@ class Database:
             commit(session)
         except BaseException:
             session.rollback()
+            session.info.pop(AFTER_COMMIT, None)  # side effects of work that never happened
             raise
         finally:
             session.close()

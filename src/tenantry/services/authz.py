@@ -24,7 +24,6 @@ def explain(
         raise NotFound("user")
     if (
         ctx.tenant is not None
-        and not user.is_superadmin
         and not authz_engine.is_member(ctx.session, user.id, ctx.tenant.id)
         and not ctx.principal.is_superadmin
     ):

@@ -180,6 +180,7 @@ def list_resources(
     ctx: ServiceContext, flt: ResourceFilter, *, limit: int, cursor: str | None = None, sort: str = "name"
 ) -> Page[Resource]:
     tid = _tenant_id(ctx)
+    authz_engine.mark_decided("resource.read")  # visibility per type below; no types, nothing visible
     types = [flt.type] if flt.type else [k for (k,) in ctx.session.execute(select(ResourceType.key))]
     if flt.type:
         _rtype(ctx, flt.type)
@@ -251,6 +252,7 @@ def create_resource(
     parent_id: uuid.UUID | None = None,
 ) -> Resource:
     tid = _tenant_id(ctx)
+    authz_engine.mark_decided("resource.create")  # an unknown type is refused before any grant matters
     rtype = _rtype(ctx, type)
     # Creating under a parent needs the permission there (a resource grant on the parent counts).
     authz_engine.require(ctx.session, ctx.principal, resource_perm(type, "create"), tid, parent_id)

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from tenantry.authz import Perm, visibility
 from tenantry.authz import cache as authz_cache
+from tenantry.authz import engine as authz_engine
 from tenantry.config import get_settings
 from tenantry.db import scoping
 from tenantry.db.base import Base, SoftDeletable
@@ -132,6 +133,7 @@ def list_batches(
 
 def get_batch(ctx: ServiceContext, batch_id: uuid.UUID, *, perm: str) -> DeletionBatch:
     """A batch the principal may act on with `perm`; other tenants' batches are 404."""
+    authz_engine.mark_decided(perm)  # visibility below is part of this decision
     # Locked: a restore and a purge of one batch never both go ahead.
     batch = ctx.session.get(DeletionBatch, batch_id, with_for_update=True)
     if batch is None or batch.restored_at is not None or batch.purged_at is not None:
