@@ -16,7 +16,9 @@ from tenantry.db.types import utcnow
 from tenantry.mail import smtp
 
 log = logging.getLogger("tenantry.jobs.outbox")
-LEASE = timedelta(minutes=2)
+# A claim of `batch` messages must outlive sending them all one after another (SMTP timeout each),
+# or another worker could claim and send a message twice.
+LEASE = timedelta(minutes=5)
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -25,7 +27,7 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(3600, 30 * 2 ** max(0, attempts - 1)))
 
 
-def claim(db: Database, batch: int = 20) -> list[OutboxMessage]:
+def claim(db: Database, batch: int = 5) -> list[OutboxMessage]:
     """Take a lease on due messages in one short transaction."""
     now = utcnow()
     with db.unit_of_work() as session:

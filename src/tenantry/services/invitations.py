@@ -107,7 +107,6 @@ def accept_invitation(ctx: ServiceContext, *, token: str, password: str) -> auth
     check_password(password, email=user.email, has_2fa=user.totp_enabled_at is not None)
     user.password_hash = hash_password(password)
     user.password_changed_at = utcnow()
-    user.active = True
     audit.record(ctx, "invitation.accept", target_type="user", target_id=user.id, tenant_id=ut.tenant_id)
     return auth.open_session(ctx, user, cookie=False)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections import defaultdict, deque
 from typing import Protocol
 
@@ -79,7 +80,7 @@ class RedisLimiter:
         now = time.time()
         k = self._key(key)
         pipe = self.r.pipeline()
-        pipe.zadd(k, {f"{now}:{id(pipe)}": now})
+        pipe.zadd(k, {f"{now}:{uuid.uuid4().hex}": now})  # unique across instances
         pipe.expire(k, self.window)
         pipe.execute()
 
