@@ -151,11 +151,6 @@ def test_create_user_password_of_64_characters_accepted(api):
     assert ok.status_code == 200, ok.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG security/password_policy.py:37: zxcvbn() raises ValueError above 72 characters "
-    "(_SCORED_PREFIX is 100) -> 500 for any password of 73..1024 characters",
-)
 def test_create_user_password_longer_than_72_characters_accepted_and_not_truncated(api):
     long_password = "correct horse battery staple " * 4  # 116 characters
     _create(api, email="long@example.com", password=long_password)

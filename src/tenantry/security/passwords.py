@@ -30,7 +30,7 @@ def dummy_hash() -> str:
 def verify_password(password_hash: str | None, password: str) -> bool:
     """Check a password; always spends one argon2 verification, even without a hash."""
     try:
-        return _hasher().verify(password_hash or dummy_hash(), password) and password_hash is not None
+        return _hasher().verify(password_hash or dummy_hash(), password) and bool(password_hash)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 

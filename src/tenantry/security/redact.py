@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 REDACTED = "[redacted]"
@@ -27,9 +28,18 @@ SECRET_KEYS = frozenset(
 )
 
 
+def _normalise(key: str) -> str:
+    """`X-Api-Key`, `apiKey` and `api_key` are one name."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", key).replace("-", "_").lower()
+
+
 def is_secret(key: str) -> bool:
-    k = key.lower()
-    return k in SECRET_KEYS or k.endswith(("_password", "_secret", "_token", "_hash"))
+    k = _normalise(key)
+    return (
+        k in SECRET_KEYS
+        or k.endswith(("_password", "_secret", "_token", "_hash", "api_key", "_authorization"))
+        or "cookie" in k
+    )
 
 
 def redact(value: Any) -> Any:

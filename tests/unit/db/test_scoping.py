@@ -70,7 +70,9 @@ class World:
     user_id: uuid.UUID
 
 
-def _seed_tenant(session: Session, tenant_id: uuid.UUID, user_id: uuid.UUID, gone_user_id: uuid.UUID) -> TenantRows:
+def _seed_tenant(
+    session: Session, tenant_id: uuid.UUID, user_id: uuid.UUID, gone_user_id: uuid.UUID
+) -> TenantRows:
     rows = TenantRows(tenant_id)
     now = utcnow()
     with scoping.in_tenant(session, tenant_id):
@@ -81,12 +83,22 @@ def _seed_tenant(session: Session, tenant_id: uuid.UUID, user_id: uuid.UUID, gon
         old = Resource(tenant_id=tenant_id, type="host", name="old", deleted_at=now)
         member = Membership(tenant_id=tenant_id, user_id=user_id)
         ex_member = Membership(tenant_id=tenant_id, user_id=gone_user_id, deleted_at=now)
-        tenant_grant = Grant(tenant_id=tenant_id, principal_type="user", principal_id=user_id, role_key="member")
+        tenant_grant = Grant(
+            tenant_id=tenant_id, principal_type="user", principal_id=user_id, role_key="member"
+        )
         host_grant = Grant(
-            tenant_id=tenant_id, principal_type="user", principal_id=user_id, role_key="viewer", resource_id=host.id
+            tenant_id=tenant_id,
+            principal_type="user",
+            principal_id=user_id,
+            role_key="viewer",
+            resource_id=host.id,
         )
         old_grant = Grant(
-            tenant_id=tenant_id, principal_type="user", principal_id=user_id, role_key="viewer", deleted_at=now
+            tenant_id=tenant_id,
+            principal_type="user",
+            principal_id=user_id,
+            role_key="viewer",
+            deleted_at=now,
         )
         session.add_all([service, old, member, ex_member, tenant_grant, host_grant, old_grant])
         session.flush()
@@ -118,7 +130,9 @@ def _ids(session: Session, model: type) -> set[uuid.UUID]:
 
 
 @pytest.mark.parametrize("model", TENANT_OWNED_MODELS, ids=lambda m: m.__tablename__)
-def test_select_returns_only_the_session_tenants_live_rows(orm_db: Database, world: World, model: type) -> None:
+def test_select_returns_only_the_session_tenants_live_rows(
+    orm_db: Database, world: World, model: type
+) -> None:
     with orm_db.unit_of_work() as session:
         scoping.enter_tenant(session, world.a.tenant_id)
         assert _ids(session, model) == world.a.live[model]
@@ -136,7 +150,9 @@ def test_column_and_count_selects_are_scoped_too(orm_db: Database, world: World,
 
 
 @pytest.mark.parametrize("model", TENANT_OWNED_MODELS, ids=lambda m: m.__tablename__)
-def test_session_without_tenant_sees_no_tenant_owned_rows(orm_db: Database, world: World, model: type) -> None:
+def test_session_without_tenant_sees_no_tenant_owned_rows(
+    orm_db: Database, world: World, model: type
+) -> None:
     with orm_db.unit_of_work() as session:
         assert scoping.current_tenant(session) is None
         assert _ids(session, model) == set()
@@ -175,7 +191,9 @@ def test_bulk_update_changes_only_the_current_tenants_live_rows(orm_db: Database
     assert {after[key] for key in changed} == {"renamed"}
 
 
-def test_bulk_update_leaves_other_tenants_objects_in_the_identity_map_alone(orm_db: Database, world: World) -> None:
+def test_bulk_update_leaves_other_tenants_objects_in_the_identity_map_alone(
+    orm_db: Database, world: World
+) -> None:
     with orm_db.unit_of_work() as session:
         scoping.enter_tenant(session, world.a.tenant_id)
         with scoping.cross_tenant(session):
@@ -216,7 +234,9 @@ def test_soft_deleted_rows_are_hidden_by_default(orm_db: Database, world: World,
 
 
 @pytest.mark.parametrize("model", TENANT_OWNED_MODELS, ids=lambda m: m.__tablename__)
-def test_include_deleted_shows_soft_deleted_rows_of_the_tenant(orm_db: Database, world: World, model: type) -> None:
+def test_include_deleted_shows_soft_deleted_rows_of_the_tenant(
+    orm_db: Database, world: World, model: type
+) -> None:
     with orm_db.unit_of_work() as session:
         scoping.enter_tenant(session, world.a.tenant_id)
         with scoping.include_deleted(session):
@@ -245,7 +265,9 @@ def test_soft_deleted_global_rows_are_hidden_by_default(orm_db: Database, world:
 
 
 @pytest.mark.parametrize("model", TENANT_OWNED_MODELS, ids=lambda m: m.__tablename__)
-def test_cross_tenant_sees_both_tenants_and_ends_with_its_block(orm_db: Database, world: World, model: type) -> None:
+def test_cross_tenant_sees_both_tenants_and_ends_with_its_block(
+    orm_db: Database, world: World, model: type
+) -> None:
     with orm_db.unit_of_work() as session:
         scoping.enter_tenant(session, world.a.tenant_id)
         with scoping.cross_tenant(session):
@@ -280,7 +302,9 @@ def test_join_on_id_alone_does_not_pick_up_another_tenants_row(
     with orm_db.unit_of_work() as session:
         scoping.enter_tenant(session, world.a.tenant_id)
         rows = session.execute(
-            select(Grant.id, Resource.tenant_id, Resource.name).join(Resource, Resource.id == Grant.resource_id)
+            select(Grant.id, Resource.tenant_id, Resource.name).join(
+                Resource, Resource.id == Grant.resource_id
+            )
         ).all()
     assert [(tenant, name) for _, tenant, name in rows] == [(world.a.tenant_id, "host")]
 
@@ -332,7 +356,9 @@ class Node(TenantOwned, SoftDeletable, _RelBase):
     name: Mapped[str]
     parent_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
     children: Mapped[list[Node]] = relationship(
-        primaryjoin=lambda: remote(foreign(Node.parent_id)) == Node.id, viewonly=True, order_by=lambda: Node.name
+        primaryjoin=lambda: remote(foreign(Node.parent_id)) == Node.id,
+        viewonly=True,
+        order_by=lambda: Node.name,
     )
 
 
@@ -345,8 +371,11 @@ def family(orm_db: Database, world: World, twin_ids: uuid.UUID) -> uuid.UUID:
             (world.b.tenant_id, "b-child", None),
         ):
             with scoping.in_tenant(session, tenant):
-                session.add(Resource(tenant_id=tenant, type="service", name=name, parent_id=twin_ids,
-                                     deleted_at=deleted))
+                session.add(
+                    Resource(
+                        tenant_id=tenant, type="service", name=name, parent_id=twin_ids, deleted_at=deleted
+                    )
+                )
                 session.flush()
     return twin_ids
 
@@ -356,11 +385,15 @@ def _children(node: Node) -> list[str]:
 
 
 @pytest.mark.parametrize("strategy", ["lazy", "selectin", "joined"])
-def test_relationship_loads_are_scoped(orm_db: Database, world: World, family: uuid.UUID, strategy: str) -> None:
+def test_relationship_loads_are_scoped(
+    orm_db: Database, world: World, family: uuid.UUID, strategy: str
+) -> None:
     options = {"lazy": [], "selectin": [selectinload(Node.children)], "joined": [joinedload(Node.children)]}
     with orm_db.unit_of_work() as session:
         scoping.enter_tenant(session, world.a.tenant_id)
-        node = session.scalars(select(Node).where(Node.id == family).options(*options[strategy])).unique().one()
+        node = (
+            session.scalars(select(Node).where(Node.id == family).options(*options[strategy])).unique().one()
+        )
         assert _children(node) == ["service"]
 
 
@@ -370,7 +403,9 @@ def test_lazy_load_after_cross_tenant_block_is_scoped_to_the_current_tenant(
     with orm_db.unit_of_work() as session:
         scoping.enter_tenant(session, world.a.tenant_id)
         with scoping.cross_tenant(session):
-            node = session.scalars(select(Node).where(Node.id == family, Node.tenant_id == world.a.tenant_id)).one()
+            node = session.scalars(
+                select(Node).where(Node.id == family, Node.tenant_id == world.a.tenant_id)
+            ).one()
         assert _children(node) == ["service"]
 
 
@@ -455,11 +490,18 @@ def test_composite_foreign_key_rejects_a_parent_in_another_tenant(orm_db: Databa
             session.flush()
 
 
-def test_composite_foreign_key_rejects_a_grant_on_another_tenants_resource(orm_db: Database, world: World) -> None:
+def test_composite_foreign_key_rejects_a_grant_on_another_tenants_resource(
+    orm_db: Database, world: World
+) -> None:
     with orm_db.sessions() as session, scoping.cross_tenant(session):
         session.add(
-            Grant(tenant_id=world.b.tenant_id, principal_type="user", principal_id=world.user_id,
-                  role_key="viewer", resource_id=world.a.host)
+            Grant(
+                tenant_id=world.b.tenant_id,
+                principal_type="user",
+                principal_id=world.user_id,
+                role_key="viewer",
+                resource_id=world.a.host,
+            )
         )
         with pytest.raises(IntegrityError):
             session.flush()
@@ -499,8 +541,13 @@ def test_scoped_select_returns_exactly_the_current_tenants_live_rows(orm_db: Dat
                         if kind == "resource":
                             obj = Resource(tenant_id=tenant_id, type="host", name="r", deleted_at=deleted_at)
                         elif kind == "grant":
-                            obj = Grant(tenant_id=tenant_id, principal_type="user", principal_id=uuid7(),
-                                        role_key="member", deleted_at=deleted_at)
+                            obj = Grant(
+                                tenant_id=tenant_id,
+                                principal_type="user",
+                                principal_id=uuid7(),
+                                role_key="member",
+                                deleted_at=deleted_at,
+                            )
                         else:
                             user = User(email=f"{uuid7().hex}@example.com")
                             session.add(user)
