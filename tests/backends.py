@@ -67,8 +67,14 @@ def create_backend(tmp_dir: Path, name: str | None = None, *, migrated: bool = T
         eng.dispose()
         owner = make_url(normalise_url(admin)).set(database=dbname)
         app = owner.set(username=role, password=None)
-        backend = Backend("postgres", app.render_as_string(hide_password=False),
-                          owner.render_as_string(hide_password=False), admin, dbname, role)
+        backend = Backend(
+            "postgres",
+            app.render_as_string(hide_password=False),
+            owner.render_as_string(hide_password=False),
+            admin,
+            dbname,
+            role,
+        )
     if migrated:
         migrate.upgrade(backend.owner_url, app_url=backend.app_url)
     return backend

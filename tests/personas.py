@@ -49,8 +49,9 @@ def build_personas(db: Database) -> Personas:
         ctx = ServiceContext(session=session, principal=system_principal("tests"))
         for slug, name in (("acme", "Acme Corp"), ("globex", "Globex Inc")):
             p.tenants[slug] = tenants.create_tenant(ctx, slug=slug, name=name)
-        p.users["superadmin"] = users.create_user(ctx, email="superadmin@example.com", password=PASSWORD,
-                                                  is_superadmin=True)
+        p.users["superadmin"] = users.create_user(
+            ctx, email="superadmin@example.com", password=PASSWORD, is_superadmin=True
+        )
         p.users["outsider"] = users.create_user(ctx, email="outsider@example.com", password=PASSWORD)
         for persona, (slug, role) in TENANT_ROLES.items():
             user = users.create_user(ctx, email=f"{persona.replace('_', '.')}@example.com", password=PASSWORD)

@@ -584,7 +584,12 @@ def test_api_key_lists_keys_without_tokens(api, client, personas):
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("GET", KEYS), ("POST", KEYS), ("DELETE", f"{KEYS}/00000000-0000-7000-8000-000000000001"), ("GET", f"{ME}/tenants")],
+    [
+        ("GET", KEYS),
+        ("POST", KEYS),
+        ("DELETE", f"{KEYS}/00000000-0000-7000-8000-000000000001"),
+        ("GET", f"{ME}/tenants"),
+    ],
 )
 def test_keys_and_tenants_without_token_401(api, method, path):
     kwargs = {"json": {"name": "x"}} if method == "POST" else {}
