@@ -34,6 +34,7 @@ from tenantry.api.routes import (
     trash,
     users,
 )
+from tenantry.authz import cache as authz_cache
 from tenantry.authz.engine import start_decision_log
 from tenantry.config import Settings, get_settings
 from tenantry.db import rls
@@ -134,6 +135,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         if runner:
             runner.start()
         _warn_if_rls_bypassed(database)
+        if settings.redis_url:
+            authz_cache.listen(settings.redis_url)  # other instances' grant changes clear ours at once
         yield
         if runner:
             runner.stop()

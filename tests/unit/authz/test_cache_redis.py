@@ -1,0 +1,24 @@
+"""Across instances: a version bump published on Redis clears every listener's permission cache."""
+
+import os
+import time
+
+import pytest
+
+from tenantry.authz import cache
+
+REDIS = os.environ.get("TENANTRY_TEST_REDIS_URL")
+
+
+@pytest.mark.skipif(not REDIS, reason="TENANTRY_TEST_REDIS_URL is not set")
+def test_published_bump_clears_the_listening_cache():
+    cache.listen(REDIS)
+    cache.CACHE.clear(41)
+    cache.CACHE.put("probe", frozenset({"tenant.read"}), 41)
+    assert cache.CACHE.get("probe") == frozenset({"tenant.read"})
+    cache._redis.publish(cache.CHANNEL, "bump")
+    deadline = time.monotonic() + 5
+    while cache.CACHE.get("probe") is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert cache.CACHE.get("probe") is None
+    assert cache.CACHE.version == -1  # the next request re-reads the version from the database
