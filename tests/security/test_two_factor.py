@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pyotp
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from tenantry.db.tables import Tenant
 from tests.personas import PASSWORD
@@ -275,3 +275,16 @@ def test_2fa_recovery_codes_and_disable_with_api_key_403(client, two_factor):
     )
     assert r.status_code == 403
     assert code_of(login(client, MEMBER)) == "totp_required"
+
+
+def test_disable_2fa_refused_while_a_tenant_requires_it(api, personas, clean_db):
+    client = api("acme_member")
+    totp = pyotp.TOTP(client.post("/api/v1/me/2fa/setup").json()["secret"])
+    assert client.post("/api/v1/me/2fa/enable", json={"code": totp.now()}).status_code == 200
+    with clean_db.unit_of_work() as s:
+        s.execute(update(Tenant).where(Tenant.id == personas.acme.id).values(require_2fa=True))
+    body = {"password": PASSWORD, "code": totp.now()}
+    r = client.request("DELETE", "/api/v1/me/2fa", json=body)
+    assert r.status_code == 409
+    assert r.json()["code"] == "2fa_required_by_tenant"
+    assert client.get("/api/v1/me").json()["two_factor_enabled"] is True

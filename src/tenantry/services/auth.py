@@ -19,9 +19,8 @@ from sqlalchemy.exc import OperationalError
 from tenantry.authz import Principal
 from tenantry.authz.engine import mark_decided
 from tenantry.config import get_settings
-from tenantry.db import scoping
 from tenantry.db.engine import sqlite_write_intent
-from tenantry.db.tables import ApiKey, AuthSession, LoginThrottle, Membership, Tenant, User
+from tenantry.db.tables import ApiKey, AuthSession, LoginThrottle, User
 from tenantry.db.types import utcnow
 from tenantry.errors import NotFound, PermissionDenied, RateLimited, Unauthenticated
 from tenantry.ids import TOKEN_PREFIX_API_KEY, TOKEN_PREFIX_SESSION
@@ -100,27 +99,12 @@ def clear_throttle(ctx: ServiceContext, email: str) -> None:
     ctx.session.execute(delete(LoginThrottle).where(LoginThrottle.account_key == account_key(email)))
 
 
-def requires_2fa(ctx: ServiceContext, user: User) -> bool:
-    """True when any tenant the user belongs to demands 2FA."""
-    m = Membership.__table__
-    stmt = (
-        select(Tenant.id)
-        .where(
-            Tenant.require_2fa.is_(True),
-            Tenant.id.in_(select(m.c.tenant_id).where(m.c.user_id == user.id, m.c.deleted_at.is_(None))),
-        )
-        .limit(1)
-    )
-    with scoping.cross_tenant(ctx.session):
-        return ctx.session.scalar(stmt) is not None
-
-
 def open_session(ctx: ServiceContext, user: User, *, cookie: bool) -> IssuedSession:
     s = get_settings()
     now = utcnow()
     token = tokens.new_token(TOKEN_PREFIX_SESSION)
     csrf = tokens.new_token("") if cookie else None
-    restricted = user.totp_enabled_at is None and requires_2fa(ctx, user)
+    restricted = user.totp_enabled_at is None and totp.requires_2fa(ctx, user)
     row = AuthSession(
         token_hash=tokens.digest(token),
         user_id=user.id,

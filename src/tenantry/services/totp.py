@@ -7,10 +7,11 @@ from dataclasses import dataclass
 
 import pyotp
 import segno
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from tenantry.authz.engine import mark_decided
-from tenantry.db.tables import AuthSession, User
+from tenantry.db import scoping
+from tenantry.db.tables import AuthSession, Membership, Tenant, User
 from tenantry.db.types import utcnow
 from tenantry.errors import Conflict, Invalid, PermissionDenied, Unauthenticated
 from tenantry.security import tokens
@@ -130,11 +131,28 @@ def regenerate_recovery_codes(ctx: ServiceContext, *, code: str) -> list[str]:
     return codes
 
 
+def requires_2fa(ctx: ServiceContext, user: User) -> bool:
+    """True when any tenant the user belongs to demands 2FA."""
+    m = Membership.__table__
+    stmt = (
+        select(Tenant.id)
+        .where(
+            Tenant.require_2fa.is_(True),
+            Tenant.id.in_(select(m.c.tenant_id).where(m.c.user_id == user.id, m.c.deleted_at.is_(None))),
+        )
+        .limit(1)
+    )
+    with scoping.cross_tenant(ctx.session):
+        return ctx.session.scalar(stmt) is not None
+
+
 def disable(ctx: ServiceContext, *, password: str, code: str) -> None:
     """Needs both the password and a current code (or a recovery code)."""
     user = _me(ctx)
     if user.totp_enabled_at is None:
         raise Conflict("2FA is not enabled", code="2fa_not_enabled")
+    if requires_2fa(ctx, user):
+        raise Conflict("a tenant you belong to requires 2FA", code="2fa_required_by_tenant")
     if not verify_password(user.password_hash, password):
         raise Invalid("the password is wrong", code="invalid_password", field="password")
     if not verify_second_factor(ctx, user, code):
