@@ -26,6 +26,7 @@ from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import httpx
 from rich.console import Console
@@ -520,3 +521,28 @@ def servers(*items: Server) -> Iterator[tuple[Server, ...]]:
     finally:
         for s in reversed(started):
             s.stop()
+
+
+def postgres_admin_url() -> str | None:
+    return os.environ.get("TENANTRY_BENCH_POSTGRES_URL") or os.environ.get("TENANTRY_TEST_POSTGRES_URL")
+
+
+@contextlib.contextmanager
+def temporary_backend(name: str, tmp: Path) -> Iterator[Any]:
+    """A migrated throw-away database (and, on PostgreSQL, a plain app role), dropped after."""
+    from tests.backends import create_backend
+
+    saved = os.environ.get("TENANTRY_TEST_POSTGRES_URL")
+    if name == "postgres":
+        os.environ["TENANTRY_TEST_POSTGRES_URL"] = postgres_admin_url() or ""
+    try:
+        backend = create_backend(tmp, name)
+    finally:
+        if saved is None:
+            os.environ.pop("TENANTRY_TEST_POSTGRES_URL", None)
+        else:
+            os.environ["TENANTRY_TEST_POSTGRES_URL"] = saved
+    try:
+        yield backend
+    finally:
+        backend.drop()

@@ -45,6 +45,8 @@ from rich.console import Console
 from rich.table import Table
 
 from bench import Options
+from bench._harness import postgres_admin_url as _postgres_admin_url
+from bench._harness import temporary_backend as _backend
 
 SEED = 20240607
 PAGE_PERM = "project.read"
@@ -537,30 +539,6 @@ class BackendResults:
     cache_users: int = 0
     flips: list[FlipResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-
-
-def _postgres_admin_url() -> str | None:
-    return os.environ.get("TENANTRY_BENCH_POSTGRES_URL") or os.environ.get("TENANTRY_TEST_POSTGRES_URL")
-
-
-@contextlib.contextmanager
-def _backend(name: str, tmp: Path) -> Iterator[Any]:
-    from tests.backends import create_backend
-
-    saved = os.environ.get("TENANTRY_TEST_POSTGRES_URL")
-    if name == "postgres":
-        os.environ["TENANTRY_TEST_POSTGRES_URL"] = _postgres_admin_url() or ""
-    try:
-        backend = create_backend(tmp, name)
-    finally:
-        if saved is None:
-            os.environ.pop("TENANTRY_TEST_POSTGRES_URL", None)
-        else:
-            os.environ["TENANTRY_TEST_POSTGRES_URL"] = saved
-    try:
-        yield backend
-    finally:
-        backend.drop()
 
 
 def _principal(uid: uuid.UUID, email: str) -> Any:

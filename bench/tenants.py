@@ -19,13 +19,11 @@ on time.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
@@ -36,6 +34,8 @@ from rich.table import Table
 
 from bench import Options
 from bench._harness import Load, LoadGenerator, Result, Server, background_cpu
+from bench._harness import postgres_admin_url as _postgres_admin_url
+from bench._harness import temporary_backend as _backend
 
 TENANTS_SMALL = 100
 TENANTS_LARGE = 10_000
@@ -81,31 +81,6 @@ class BackendResults:
 
 
 # --------------------------------------------------------------------------- backends and data
-
-
-def _postgres_admin_url() -> str | None:
-    return os.environ.get("TENANTRY_BENCH_POSTGRES_URL") or os.environ.get("TENANTRY_TEST_POSTGRES_URL")
-
-
-@contextlib.contextmanager
-def _backend(name: str, tmp: Path) -> Iterator[object]:
-    """A migrated throw-away database (and, on PostgreSQL, a plain app role), dropped after."""
-    from tests.backends import create_backend
-
-    saved = os.environ.get("TENANTRY_TEST_POSTGRES_URL")
-    if name == "postgres":
-        os.environ["TENANTRY_TEST_POSTGRES_URL"] = _postgres_admin_url() or ""
-    try:
-        backend = create_backend(tmp, name)
-    finally:
-        if saved is None:
-            os.environ.pop("TENANTRY_TEST_POSTGRES_URL", None)
-        else:
-            os.environ["TENANTRY_TEST_POSTGRES_URL"] = saved
-    try:
-        yield backend
-    finally:
-        backend.drop()
 
 
 def _seed_users(owner_url: str) -> list[object]:
