@@ -140,6 +140,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         yield
         if runner:
             runner.stop()
+        if settings.redis_url:
+            authz_cache.stop_listening()
 
     app = FastAPI(
         lifespan=lifespan,

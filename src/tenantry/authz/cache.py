@@ -8,8 +8,10 @@ request. With Redis configured, a bump is also published so idle instances clear
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+import time
 from collections import OrderedDict
 from typing import Any
 
@@ -56,6 +58,7 @@ class PermissionCache:
 
 CACHE = PermissionCache()
 _redis: Any = None
+_listeners: list[Any] = []
 
 
 def sync(session: Session) -> None:
@@ -136,19 +139,41 @@ def _forget_transaction_state(session: Session, transaction: SessionTransaction)
 
 
 def listen(redis_url: str) -> threading.Thread:
-    """Clear this instance's cache whenever another instance publishes a bump."""
+    """Clear this instance's cache whenever another instance publishes a bump.
+
+    The subscription is confirmed before this returns, so no bump published afterwards is missed.
+    """
     global _redis
     import redis
 
     _redis = redis.Redis.from_url(redis_url)
+    pubsub = _redis.pubsub()
+    pubsub.subscribe(CHANNEL)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        message = pubsub.get_message(timeout=0.5)
+        if message is not None and message["type"] == "subscribe":
+            break
 
     def run() -> None:
-        pubsub = _redis.pubsub(ignore_subscribe_messages=True)
-        pubsub.subscribe(CHANNEL)
-        for _message in pubsub.listen():
-            CACHE.clear()
-            CACHE.version = -1
+        try:
+            for message in pubsub.listen():
+                if message["type"] == "message":
+                    CACHE.clear()
+                    CACHE.version = -1
+        except Exception:  # closed by stop_listening(), or Redis went away
+            return
 
     thread = threading.Thread(target=run, name="tenantry-authz-listener", daemon=True)
     thread.start()
+    _listeners.append(pubsub)
     return thread
+
+
+def stop_listening() -> None:
+    """Stop publishing and listening (app shutdown, tests)."""
+    global _redis
+    while _listeners:
+        with contextlib.suppress(Exception):  # already closed or Redis gone: nothing to stop
+            _listeners.pop().close()
+    _redis = None

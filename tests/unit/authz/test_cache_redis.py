@@ -13,6 +13,13 @@ REDIS = os.environ.get("TENANTRY_TEST_REDIS_URL")
 @pytest.mark.skipif(not REDIS, reason="TENANTRY_TEST_REDIS_URL is not set")
 def test_published_bump_clears_the_listening_cache():
     cache.listen(REDIS)
+    try:
+        _assert_bump_clears()
+    finally:
+        cache.stop_listening()
+
+
+def _assert_bump_clears():
     cache.CACHE.clear(41)
     cache.CACHE.put("probe", frozenset({"tenant.read"}), 41)
     assert cache.CACHE.get("probe") == frozenset({"tenant.read"})
