@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from tenantry.authz import Perm
 from tenantry.authz import cache as authz_cache
@@ -19,10 +19,10 @@ from tenantry.authz.roles import BUILTIN_ROLES
 from tenantry.db.tables import GlobalGrant, Grant, Group, Resource, Role, User
 from tenantry.db.types import utcnow
 from tenantry.errors import Conflict, Invalid, NotFound, PermissionDenied
-from tenantry.services import audit
+from tenantry.services import audit, memberships
 from tenantry.services.context import ServiceContext
 
-ADMIN_ROLE = "tenant_admin"
+ADMIN_ROLE = memberships.ADMIN_ROLE
 
 
 @dataclass
@@ -184,17 +184,6 @@ def create_grant(
     return view
 
 
-def _admin_grant_count(ctx: ServiceContext) -> int:
-    return (
-        ctx.session.scalar(
-            select(func.count())
-            .select_from(Grant)
-            .where(Grant.principal_type == "user", Grant.role_key == ADMIN_ROLE, Grant.resource_id.is_(None))
-        )
-        or 0
-    )
-
-
 def delete_grant(ctx: ServiceContext, grant_id: uuid.UUID) -> None:
     grant: Grant | GlobalGrant | None
     if ctx.tenant is None:
@@ -210,14 +199,8 @@ def delete_grant(ctx: ServiceContext, grant_id: uuid.UUID) -> None:
     view = _view(grant)
     if isinstance(grant, Grant):
         _check_role(ctx, grant.role_key, grant.resource_id)  # revoking needs the same standing as granting
-        if (
-            grant.role_key == ADMIN_ROLE
-            and grant.resource_id is None
-            and grant.principal_type == "user"
-            and _admin_grant_count(ctx) <= 1
-            and not ctx.principal.is_superadmin
-        ):
-            raise Conflict("a tenant needs at least one tenant admin", code="last_tenant_admin")
+        if grant.role_key == ADMIN_ROLE and grant.resource_id is None and grant.principal_type == "user":
+            memberships.guard_last_admin(ctx, grant.principal_id)
         grant.deleted_at = utcnow()
     else:
         ctx.session.delete(grant)

@@ -84,7 +84,8 @@ def _admin_count(ctx: ServiceContext) -> int:
     )
 
 
-def _guard_last_admin(ctx: ServiceContext, user_id: uuid.UUID) -> None:
+def guard_last_admin(ctx: ServiceContext, user_id: uuid.UUID) -> None:
+    """The one rule: a tenant keeps a working tenant admin unless a superadmin decides otherwise."""
     roles = _roles_of(ctx, [user_id])[user_id]
     if ADMIN_ROLE in roles and _admin_count(ctx) <= 1 and not ctx.principal.is_superadmin:
         raise Conflict("a tenant needs at least one tenant admin", code="last_tenant_admin")
@@ -187,7 +188,7 @@ def change_member_role(ctx: ServiceContext, user_id: uuid.UUID, *, role: str) ->
     _membership(ctx, user_id)
     before = _roles_of(ctx, [user_id])[user_id]
     if role != ADMIN_ROLE:
-        _guard_last_admin(ctx, user_id)
+        guard_last_admin(ctx, user_id)
     ctx.session.execute(
         update(Grant)
         .where(Grant.principal_type == "user", Grant.principal_id == user_id, Grant.resource_id.is_(None))
@@ -236,7 +237,7 @@ def remove_member(ctx: ServiceContext, user_id: uuid.UUID) -> uuid.UUID:
     tenant = _tenant(ctx)
     ctx.require(Perm.MEMBER_MANAGE)
     membership = _membership(ctx, user_id)
-    _guard_last_admin(ctx, user_id)
+    guard_last_admin(ctx, user_id)
     batch, now = uuid7(), utcnow()
     ctx.session.execute(
         update(Grant)
