@@ -317,6 +317,42 @@ def require(
         raise PermissionDenied(f"missing permission {perm}", permission=perm)
 
 
+def require_held(
+    session: Session,
+    principal: Principal,
+    perms: frozenset[str] | set[str],
+    what: str,
+    tenant_id: uuid.UUID | None,
+    resource_id: uuid.UUID | None = None,
+) -> None:
+    """No escalation: nobody hands out (as a grant or a role definition) what they lack at that scope."""
+    mark_decided("no_escalation")
+    missing = sorted(set(perms) - effective_permissions(session, principal, tenant_id, resource_id))
+    if missing:
+        raise PermissionDenied(
+            f"you cannot grant {what}: you lack {', '.join(missing)}",
+            code="escalation_denied",
+            permissions=missing,
+        )
+
+
+def require_grantable(
+    session: Session,
+    principal: Principal,
+    role_key: str,
+    tenant_id: uuid.UUID | None,
+    resource_id: uuid.UUID | None = None,
+) -> None:
+    require_held(
+        session,
+        principal,
+        role_permissions(role_key, session, tenant_id),
+        f"role {role_key!r}",
+        tenant_id,
+        resource_id,
+    )
+
+
 def require_authenticated(principal: Principal) -> None:
     """For self-service routes (`/me`, logout): being signed in is the whole requirement."""
     mark_decided("authenticated")

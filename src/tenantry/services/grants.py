@@ -104,16 +104,7 @@ def _check_role(ctx: ServiceContext, role: str, resource_id: uuid.UUID | None) -
             raise Invalid(f"unknown role {role!r}", code="unknown_role", field="role")
     elif role not in authz_engine.custom_roles(ctx.session, ctx.tenant.id):
         raise Invalid(f"unknown role {role!r}", code="unknown_role", field="role")
-    needed = authz_engine.role_permissions(role, ctx.session, ctx.tenant_id)
-    held = authz_engine.effective_permissions(ctx.session, ctx.principal, ctx.tenant_id, resource_id)
-    missing = needed - held
-    if missing:
-        # Security: no escalation — you cannot hand out what you do not hold at this scope.
-        raise PermissionDenied(
-            f"you cannot grant {role!r}: you lack {len(missing)} of its permissions",
-            code="escalation_denied",
-            permissions=sorted(missing),
-        )
+    authz_engine.require_grantable(ctx.session, ctx.principal, role, ctx.tenant_id, resource_id)
 
 
 def create_grant(

@@ -18,7 +18,7 @@ from tenantry.authz.roles import BUILTIN_ROLES
 from tenantry.db import scoping
 from tenantry.db.tables import Grant, Membership, Tenant, User
 from tenantry.db.types import utcnow
-from tenantry.errors import Conflict, Invalid, NotFound, PermissionDenied
+from tenantry.errors import Conflict, Invalid, NotFound
 from tenantry.ids import uuid7
 from tenantry.services import audit, invitations, tenants, users
 from tenantry.services.context import ServiceContext
@@ -46,15 +46,7 @@ def _check_role(ctx: ServiceContext, tenant: Tenant, role: str) -> None:
         builtin is None and role not in authz_engine.custom_roles(ctx.session, tenant.id)
     ):
         raise Invalid(f"unknown tenant role {role!r}", code="unknown_role", field="role")
-    missing = authz_engine.role_permissions(
-        role, ctx.session, tenant.id
-    ) - authz_engine.effective_permissions(ctx.session, ctx.principal, tenant.id)
-    if missing:
-        # Security: no escalation — you cannot grant what you do not hold here.
-        raise PermissionDenied(
-            f"you cannot grant role {role!r}: you lack {len(missing)} of its permissions",
-            code="escalation_denied",
-        )
+    authz_engine.require_grantable(ctx.session, ctx.principal, role, tenant.id)
 
 
 def _roles_of(ctx: ServiceContext, user_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[str]]:

@@ -121,13 +121,7 @@ def _validate_permissions(
                 field="permissions",
                 permissions=global_only,
             )
-    held = authz_engine.effective_permissions(ctx.session, ctx.principal, ctx.tenant_id)
-    missing = sorted(set(clean) - held)
-    if missing:
-        # Security: no escalation through role definitions either.
-        raise PermissionDenied(
-            f"you do not hold: {', '.join(missing)}", code="escalation_denied", permissions=missing
-        )
+    authz_engine.require_held(ctx.session, ctx.principal, set(clean), "these permissions", ctx.tenant_id)
     risky = dangerous(frozenset(clean) - previous)
     if risky and not acknowledge_risk:
         raise RiskNotAcknowledged(
