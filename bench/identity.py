@@ -432,12 +432,6 @@ def run(options: Options) -> None:
     # passes only the TENANTRY_* variables given to it). Another bench may have lowered them.
     for var in [k for k in os.environ if k.startswith("TENANTRY_ARGON2_")]:
         del os.environ[var]
-    from tenantry.config import get_settings
-    from tenantry.security import passwords
-
-    get_settings.cache_clear()
-    passwords._hasher.cache_clear()
-    passwords.dummy_hash.cache_clear()
     console.print("[dim]PostgreSQL: not measured by this bench (SQLite only)[/dim]")
     timing = Timing.for_options(options)
     with tempfile.TemporaryDirectory(prefix="tenantry-bench-") as tmp:

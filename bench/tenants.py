@@ -524,9 +524,6 @@ def run(options: Options) -> None:
         console = Console(width=150)
     os.environ["TENANTRY_ARGON2_MEMORY_KIB"] = "1024"  # hashing the seeded admin's password only
     os.environ["TENANTRY_ARGON2_TIME_COST"] = "1"
-    from tenantry.config import get_settings
-
-    get_settings.cache_clear()
     timing = Timing.for_options(options)
     names = ["sqlite"] + (["postgres"] if _postgres_admin_url() else [])
     if len(names) == 1:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import secrets
-from functools import lru_cache
 from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator
@@ -28,7 +27,6 @@ class Settings(BaseSettings):
     outbox_dir: str = "./var/outbox"
     secret_key: str = Field(default_factory=lambda: secrets.token_urlsafe(32))
     public_url: str = "http://127.0.0.1:8000"
-    impersonation: Literal["on", "off"] = "off"
     admin_email: str = "admin@example.com"
     admin_password: str | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -107,8 +105,3 @@ def load_settings(**overrides: object) -> Settings:
             name = "TENANTRY_" + str(err["loc"][0]).upper() if err["loc"] else "TENANTRY_?"
             lines.append(f"{name}: {err['msg']}")
         raise ConfigError("invalid configuration: " + "; ".join(lines)) from None
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    return load_settings()

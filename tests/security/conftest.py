@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
 
-from tenantry.config import get_settings
 from tenantry.services import throttle
 from tests.smtp_sink import smtp_sink  # noqa: F401  (fixture)
 
@@ -23,30 +24,21 @@ def _fresh_limiter() -> Iterator[None]:
 
 
 @pytest.fixture
-def settings_env() -> Iterator[SetEnv]:
-    """`settings_env(LOGIN_LOCK_AFTER=3, SMTP_URL=None)`: set/unset TENANTRY_* and reload settings.
+def settings_env(app: FastAPI) -> Iterator[SetEnv]:
+    """`settings_env(LOGIN_LOCK_AFTER=3, SMTP_URL=None)`: change the app's own settings for this test.
 
-    The limiter is rebuilt too (it reads its limits from the settings). Everything is undone,
-    and the settings cache cleared again, after the test.
+    Services read the settings they are given (the app's), so the test changes that object; the
+    limiter is rebuilt too (it reads its limits from the settings).
     """
-    mp = pytest.MonkeyPatch()
+    settings = app.state.settings
 
     def apply(**values: object) -> None:
         for name, value in values.items():
-            key = f"TENANTRY_{name.upper()}"
-            if value is None:
-                mp.delenv(key, raising=False)
-            else:
-                mp.setenv(key, str(value))
-        get_settings.cache_clear()
+            setattr(settings, name.lower(), str(value) if isinstance(value, Path) else value)
         throttle.set_limiter(None)
 
-    try:
-        yield apply
-    finally:
-        mp.undo()
-        get_settings.cache_clear()
-        throttle.set_limiter(None)
+    yield apply
+    throttle.set_limiter(None)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from email import message_from_bytes, policy
 import pytest
 from sqlalchemy import select, update
 
-from tenantry.config import get_settings
 from tenantry.db.tables import OutboxMessage, User, UserToken
 from tenantry.db.types import utcnow
 from tenantry.jobs import outbox_delivery
@@ -89,7 +88,7 @@ def test_invitation_queued_and_delivered_over_smtp(client, personas, clean_db, s
     assert queued[0].sent_at is None
     assert smtp_sink.messages == []
 
-    assert deliver_due(clean_db, get_settings()) == 1
+    assert deliver_due(clean_db, client.app.state.settings) == 1
     received = smtp_sink.to(INVITEE)
     assert len(received) == 1
     mail = received[0]
@@ -101,14 +100,14 @@ def test_invitation_queued_and_delivered_over_smtp(client, personas, clean_db, s
     assert row.sent_at is not None
     assert row.attempts == 1
     # Sent once: nothing is due any more.
-    assert deliver_due(clean_db, get_settings()) == 0
+    assert deliver_due(clean_db, client.app.state.settings) == 0
     assert len(smtp_sink.messages) == 1
 
 
 def test_invitation_without_smtp_url_goes_to_file_outbox(client, personas, clean_db, tmp_path, settings_env):
     settings_env(SMTP_URL=None, OUTBOX_DIR=tmp_path / "outbox")
     _invite(client, personas)
-    assert deliver_due(clean_db, get_settings()) == 1
+    assert deliver_due(clean_db, client.app.state.settings) == 1
     files = list((tmp_path / "outbox").glob("*.eml"))
     assert len(files) == 1
     mail = message_from_bytes(files[0].read_bytes(), policy=policy.default)
@@ -219,7 +218,7 @@ def test_outbox_smtp_down_retries_with_backoff_then_delivers(
     msg = outbox(clean_db, to=INVITEE)[0]
 
     before = utcnow()
-    assert deliver_due(clean_db, get_settings()) == 0
+    assert deliver_due(clean_db, client.app.state.settings) == 0
     row = outbox_one(clean_db, msg.id)
     assert row.attempts == 1
     assert row.sent_at is None and row.failed_at is None
@@ -230,7 +229,7 @@ def test_outbox_smtp_down_retries_with_backoff_then_delivers(
     # The second failure waits longer.
     _make_due(clean_db, msg.id)
     before = utcnow()
-    assert deliver_due(clean_db, get_settings()) == 0
+    assert deliver_due(clean_db, client.app.state.settings) == 0
     row = outbox_one(clean_db, msg.id)
     assert row.attempts == 2
     assert row.next_attempt_at >= before + backoff(2)
@@ -238,11 +237,11 @@ def test_outbox_smtp_down_retries_with_backoff_then_delivers(
 
     # The server is back, but the message is not due yet: nothing is sent early.
     settings_env(SMTP_URL=smtp_sink.url)
-    assert deliver_due(clean_db, get_settings()) == 0
+    assert deliver_due(clean_db, client.app.state.settings) == 0
     assert smtp_sink.messages == []
 
     _make_due(clean_db, msg.id)
-    assert deliver_due(clean_db, get_settings()) == 1
+    assert deliver_due(clean_db, client.app.state.settings) == 1
     assert len(smtp_sink.to(INVITEE)) == 1
     row = outbox_one(clean_db, msg.id)
     assert row.sent_at is not None
@@ -253,15 +252,15 @@ def test_outbox_gives_up_after_max_attempts(client, personas, clean_db, smtp_sin
     settings_env(SMTP_URL=f"smtp://127.0.0.1:{free_port()}", MAIL_MAX_ATTEMPTS=2, SMTP_TIMEOUT_SECONDS=2)
     _invite(client, personas)
     msg = outbox(clean_db, to=INVITEE)[0]
-    deliver_due(clean_db, get_settings())
+    deliver_due(clean_db, client.app.state.settings)
     _make_due(clean_db, msg.id)
-    deliver_due(clean_db, get_settings())
+    deliver_due(clean_db, client.app.state.settings)
     row = outbox_one(clean_db, msg.id)
     assert row.attempts == 2
     assert row.failed_at is not None
     settings_env(SMTP_URL=smtp_sink.url)
     _make_due(clean_db, msg.id)
-    assert deliver_due(clean_db, get_settings()) == 0
+    assert deliver_due(clean_db, client.app.state.settings) == 0
     assert smtp_sink.messages == []
 
 
@@ -316,7 +315,7 @@ def test_forgot_password_mails_a_reset_link(client, personas, clean_db, smtp_sin
     settings_env(SMTP_URL=smtp_sink.url)
     r = _forgot(client, MEMBER)
     assert r.status_code == 202
-    assert deliver_due(clean_db, get_settings()) == 1
+    assert deliver_due(clean_db, client.app.state.settings) == 1
     [mail] = smtp_sink.to(MEMBER)
     assert "reset-password?token=" in mail.text
     with clean_db.unit_of_work() as session:
@@ -411,3 +410,17 @@ def test_forgot_password_inactive_user_gets_no_mail_same_answer(client, personas
     assert r.status_code == 202
     assert r.json() == _forgot(client, "nobody-at-all@example.com").json()
     assert outbox(clean_db, kind="password_reset") == []
+
+
+def test_mail_links_use_the_public_url_given_to_create_app(backend, clean_db, personas):
+    """Settings are injected: the app's own public URL reaches the mails, not the environment's."""
+    from fastapi.testclient import TestClient
+
+    from tenantry.api.app import create_app
+    from tenantry.config import load_settings
+
+    settings = load_settings(database_url=backend.app_url, public_url="https://console.example.test")
+    with TestClient(create_app(settings, db=clean_db)) as c:
+        assert _forgot(c, MEMBER).status_code == 202
+    [mail] = outbox(clean_db, to=MEMBER)
+    assert "https://console.example.test/reset-password?token=" in mail.body_text

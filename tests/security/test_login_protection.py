@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from tenantry.config import get_settings
+from tenantry.config import load_settings
 from tenantry.db.tables import LoginThrottle, User
 from tenantry.services import auth, throttle
 from tests.personas import PASSWORD
@@ -90,7 +90,7 @@ def _hammer(client: TestClient, email: str, times: int) -> list[int]:
 
 @pytest.mark.parametrize("email", [MEMBER, "no-such-account@example.com"], ids=["existing", "unknown"])
 def test_login_after_free_failures_429_with_retry_after(client, personas, frozen_auth_clock, email):
-    free = get_settings().login_free_failures
+    free = load_settings().login_free_failures
     assert _hammer(client, email, free) == [401] * free
     r = login(client, email, "not-the-password")
     assert r.status_code == 429
@@ -103,7 +103,7 @@ def test_login_after_free_failures_429_with_retry_after(client, personas, frozen
 
 
 def test_login_brute_force_same_behaviour_for_existing_and_unknown_email(client, personas, frozen_auth_clock):
-    free = get_settings().login_free_failures
+    free = load_settings().login_free_failures
     seen = {}
     for email in (MEMBER, "no-such-account@example.com"):
         statuses = _hammer(client, email, free + 2)
@@ -115,7 +115,7 @@ def test_login_brute_force_same_behaviour_for_existing_and_unknown_email(client,
 
 
 def test_login_delay_grows_after_free_failures(client, personas, frozen_auth_clock, clean_db):
-    free = get_settings().login_free_failures
+    free = load_settings().login_free_failures
     _hammer(client, MEMBER, free)
     first = _retry_after(login(client, MEMBER, "x-wrong"))
     # Pretend the first delay passed: one more failure is allowed and the next wait is longer.
@@ -139,7 +139,7 @@ def test_login_parallel_guesses_never_race_past_the_limit(
     app, personas, clean_db, settings_env, frozen_auth_clock
 ):
     settings_env(LOGIN_MAX_DELAY_SECONDS=86400)
-    free = get_settings().login_free_failures
+    free = load_settings().login_free_failures
     n = 20
     statuses = in_parallel(n, lambda: login(TestClient(app), MEMBER, "parallel-wrong-guess").status_code)
     assert len(statuses) == n
@@ -237,12 +237,12 @@ def test_login_per_address_limit_shared_through_redis(app, personas, settings_en
     r.delete(key)
     try:
         settings_env(REDIS_URL=url, LOGIN_IP_MAX_FAILURES=3)
-        assert isinstance(throttle.limiter(), throttle.RedisLimiter)
+        assert isinstance(throttle.limiter(app.state.settings), throttle.RedisLimiter)
         attacker = TestClient(app, client=(address, 40000))
         for i in range(2):
             assert login(attacker, f"guess-{i}@example.com", "wrong").status_code == 401
         # A second instance (a new limiter object) shares the count through Redis.
-        throttle.set_limiter(throttle.RedisLimiter(url, 3, get_settings().login_ip_window_seconds))
+        throttle.set_limiter(throttle.RedisLimiter(url, 3, app.state.settings.login_ip_window_seconds))
         assert login(attacker, "guess-2@example.com", "wrong").status_code == 401
         blocked = login(attacker, MEMBER, PASSWORD)
         assert blocked.status_code == 429

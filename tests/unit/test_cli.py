@@ -14,10 +14,8 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from tenantry.cli import app
-from tenantry.config import get_settings
 from tenantry.db.engine import make_engine
 from tenantry.db.session import Database
-from tenantry.security import passwords
 from tests.backends import Backend, create_backend
 from tests.personas import login_token
 
@@ -33,12 +31,6 @@ def fresh(tmp_path: Path) -> Iterator[Backend]:
     backend.drop()
 
 
-def _clear_caches() -> None:
-    get_settings.cache_clear()
-    passwords._hasher.cache_clear()
-    passwords.dummy_hash.cache_clear()
-
-
 @pytest.fixture
 def cli(fresh: Backend) -> Iterator[Invoke]:
     """`cli("tenants", "list")`: run the command with the fresh database configured."""
@@ -50,14 +42,9 @@ def cli(fresh: Backend) -> Iterator[Invoke]:
     }
 
     def invoke(*args: str, env: dict[str, str | None] | None = None, input: str | None = None) -> Result:
-        _clear_caches()
-        try:
-            return CliRunner().invoke(app, list(args), env={**base_env, **(env or {})}, input=input)
-        finally:
-            _clear_caches()
+        return CliRunner().invoke(app, list(args), env={**base_env, **(env or {})}, input=input)
 
     yield invoke
-    _clear_caches()
 
 
 def _rows(backend: Backend, sql: str, **params: Any) -> list[Any]:

@@ -17,7 +17,6 @@ from typer.testing import CliRunner
 from tenantry.authz import system_principal
 from tenantry.cli import app
 from tenantry.cli.common import console
-from tenantry.config import get_settings
 from tenantry.db import scoping
 from tenantry.db.session import Database
 from tenantry.db.tables import AuditEvent, DeletionBatch, Resource
@@ -46,16 +45,11 @@ def cli(backend: Backend, world: Personas, monkeypatch: pytest.MonkeyPatch) -> I
     monkeypatch.setattr(console, "width", 250)  # batch ids must not be cut off in tables
 
     def invoke(*args: str, input: str | None = None) -> Result:
-        get_settings.cache_clear()
-        try:
-            return CliRunner().invoke(
-                app, list(args), env={"TENANTRY_DATABASE_URL": backend.app_url}, input=input
-            )
-        finally:
-            get_settings.cache_clear()
+        return CliRunner().invoke(
+            app, list(args), env={"TENANTRY_DATABASE_URL": backend.app_url}, input=input
+        )
 
     yield invoke
-    get_settings.cache_clear()
 
 
 def _ok(result: Result) -> str:

@@ -36,7 +36,7 @@ from tenantry.api.routes import (
 )
 from tenantry.authz import cache as authz_cache
 from tenantry.authz.engine import start_decision_log
-from tenantry.config import Settings, get_settings
+from tenantry.config import Settings, load_settings
 from tenantry.db import rls
 from tenantry.db.engine import sqlite_write_intent
 from tenantry.db.session import Database
@@ -125,9 +125,10 @@ class RequestContextMiddleware:
 
 
 def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
-    settings = settings or get_settings()
+    settings = settings or load_settings()
     configure(settings.log_level, settings.log_format)
-    database = db or Database(settings.database_url)
+    # A database handed in (tests, embedding) keeps its engine but serves this app's settings.
+    database = db.with_settings(settings) if db is not None else Database(settings.database_url, settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

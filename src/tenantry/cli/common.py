@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.panel import Panel
 
 from tenantry.authz import system_principal
-from tenantry.config import ConfigError, Settings, get_settings
+from tenantry.config import ConfigError, Settings, load_settings
 from tenantry.db.session import Database
 from tenantry.errors import DomainError
 from tenantry.services.context import RequestMeta, ServiceContext
@@ -21,7 +21,7 @@ err_console = Console(stderr=True)
 
 def settings() -> Settings:
     try:
-        return get_settings()
+        return load_settings()
     except ConfigError as exc:
         err_console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
@@ -30,7 +30,8 @@ def settings() -> Settings:
 @contextmanager
 def system_context(reason: str) -> Iterator[ServiceContext]:
     """A committed unit of work acting as the system (audited as `system`, reason = the command)."""
-    db = Database(settings().database_url)
+    s = settings()
+    db = Database(s.database_url, s)
     try:
         with db.unit_of_work() as session:
             yield ServiceContext(

@@ -47,7 +47,8 @@ def purge(
     yes: bool = typer.Option(False, "--yes"),
 ) -> None:
     if expired:
-        db = Database(settings().database_url)
+        s = settings()
+        db = Database(s.database_url, s)
         console.print(f"purged {purge_expired(db)} batch(es)")
         db.dispose()
         return

@@ -12,7 +12,7 @@ from tenantry.jobs.runner import JobRunner, run_once
 def worker(once: bool = typer.Option(False, "--once", help="Run every job once, then exit")) -> None:
     """Deliver mail and run periodic jobs (serve runs them too unless TENANTRY_RUN_JOBS=false)."""
     s = settings()
-    db = Database(s.database_url)
+    db = Database(s.database_url, s)
     try:
         if once:
             console.print(run_once(db, s))

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 from zxcvbn import zxcvbn
 
-from tenantry.config import get_settings
+from tenantry.config import Settings
 from tenantry.errors import Invalid
+from tenantry.security.passwords import normalise
 
 MAX_LENGTH = 1024  # at least 64 must be accepted; never truncated when hashing
 _SCORED_PREFIX = 64  # zxcvbn refuses inputs over 72 characters; a long prefix decides the score
 
 
-def check_password(password: str, *, email: str, has_2fa: bool) -> None:
-    s = get_settings()
+def check_password(password: str, *, email: str, has_2fa: bool, settings: Settings) -> None:
+    s = settings
+    password = normalise(password)
     minimum = s.password_min_length_with_2fa if has_2fa else s.password_min_length
     if len(password) < minimum:
         raise Invalid(

@@ -10,7 +10,6 @@ from sqlalchemy import select, update
 
 from tenantry.authz import visibility
 from tenantry.authz.engine import mark_decided
-from tenantry.config import get_settings
 from tenantry.db.tables import ApiKey, Tenant
 from tenantry.db.types import utcnow
 from tenantry.errors import Invalid, NotFound, PermissionDenied
@@ -44,7 +43,7 @@ def create_key(
     tenant_id: uuid.UUID | None = None,
 ) -> CreatedKey:
     _require_session(ctx)
-    s = get_settings()
+    s = ctx.settings
     name = name.strip()
     if not name:
         raise Invalid("name must not be empty", code="invalid_name", field="name")

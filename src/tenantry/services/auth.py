@@ -18,7 +18,7 @@ from sqlalchemy.exc import OperationalError
 
 from tenantry.authz import Principal
 from tenantry.authz.engine import mark_decided
-from tenantry.config import get_settings
+from tenantry.config import Settings
 from tenantry.db.engine import sqlite_write_intent
 from tenantry.db.tables import ApiKey, AuthSession, LoginThrottle, User
 from tenantry.db.types import utcnow
@@ -48,8 +48,7 @@ def account_key(email: str) -> str:
     return tokens.digest("login:" + email.strip().lower())
 
 
-def _delay_seconds(failures: int) -> int:
-    s = get_settings()
+def _delay_seconds(s: Settings, failures: int) -> int:
     if failures < s.login_free_failures:
         return 0
     return min(s.login_max_delay_seconds, 2 ** (failures - s.login_free_failures))
@@ -61,7 +60,7 @@ def _reserve_attempt(ctx: ServiceContext, key: str) -> tuple[int, bool]:
     Parallel guesses therefore each consume an attempt: nobody races past the limit. Returns
     (failures so far including this one, newly locked). Raises RateLimited while waiting.
     """
-    s = get_settings()
+    s = ctx.settings
     session = ctx.session
     ins = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     row = None
@@ -81,7 +80,7 @@ def _reserve_attempt(ctx: ServiceContext, key: str) -> tuple[int, bool]:
             code="account_locked",
             retry_after=_LOCKED_RETRY_AFTER,
         )
-    wait = _delay_seconds(row.failures)
+    wait = _delay_seconds(s, row.failures)
     if wait and row.last_failed_at and row.last_failed_at + timedelta(seconds=wait) > now:
         ctx.commit()
         remaining = int((row.last_failed_at + timedelta(seconds=wait) - now).total_seconds()) + 1
@@ -100,7 +99,7 @@ def clear_throttle(ctx: ServiceContext, email: str) -> None:
 
 
 def open_session(ctx: ServiceContext, user: User, *, cookie: bool) -> IssuedSession:
-    s = get_settings()
+    s = ctx.settings
     now = utcnow()
     token = tokens.new_token(TOKEN_PREFIX_SESSION)
     csrf = tokens.new_token("") if cookie else None
@@ -132,17 +131,17 @@ def login(
     tells whether an address has an account.
     """
     mark_decided("public")
-    s = get_settings()
+    s = ctx.settings
     email_n = email.strip().lower()[:320]
     address = ctx.meta.ip or "unknown"
-    limiter = throttle.limiter()
+    limiter = throttle.limiter(s)
     wait = limiter.blocked_for(address)
     if wait:
         raise RateLimited(retry_after=wait)
     key = account_key(email_n)
     failures, newly_locked = _reserve_attempt(ctx, key)
     user = ctx.session.scalar(select(User).where(User.email == email_n))
-    password_ok = verify_password(user.password_hash if user else None, password)
+    password_ok = verify_password(user.password_hash if user else None, password, s)
 
     def fail(
         reason: str, code: str = "invalid_credentials", detail: str = "email or password is wrong"
@@ -239,7 +238,7 @@ def authenticate(
     ):
         raise_csrf()
     if now - sess.last_seen_at > _TOUCH_EVERY:
-        idle = timedelta(minutes=get_settings().session_idle_minutes)
+        idle = timedelta(minutes=ctx.settings.session_idle_minutes)
         _touch(
             ctx,
             update(AuthSession)

@@ -15,6 +15,7 @@ from tenantry.db import scoping
 from tenantry.db import session as db_session
 
 if TYPE_CHECKING:
+    from tenantry.config import Settings
     from tenantry.db.tables import Tenant
 
 
@@ -31,6 +32,11 @@ class ServiceContext:
     principal: Principal
     tenant: Tenant | None = None
     meta: RequestMeta = field(default_factory=RequestMeta)
+
+    @property
+    def settings(self) -> Settings:
+        """The deployment's settings, as given to whoever opened this session (app, CLI, worker)."""
+        return self.session.info[db_session.SETTINGS]  # type: ignore[no-any-return]
 
     @property
     def tenant_id(self) -> uuid.UUID | None:

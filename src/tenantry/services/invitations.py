@@ -8,7 +8,6 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from tenantry.authz.engine import mark_decided
-from tenantry.config import get_settings
 from tenantry.db.tables import Tenant, User, UserToken
 from tenantry.db.types import utcnow
 from tenantry.errors import Invalid, PermissionDenied
@@ -48,7 +47,7 @@ def _issue(ctx: ServiceContext, user: User, kind: str, ttl: timedelta, tenant_id
 
 def send_invitation(ctx: ServiceContext, user: User, *, tenant: Tenant | None = None) -> None:
     """Mail an invitation link (re-sending invalidates the previous link). Caller authorizes."""
-    s = get_settings()
+    s = ctx.settings
     ttl = timedelta(days=s.invitation_days)
     token = _issue(ctx, user, INVITATION, ttl, tenant.id if tenant else None)
     outbox.enqueue(
@@ -104,8 +103,10 @@ def accept_invitation(ctx: ServiceContext, *, token: str, password: str) -> auth
             code="invalid_or_expired_token",
             field="token",
         )
-    check_password(password, email=user.email, has_2fa=user.totp_enabled_at is not None)
-    user.password_hash = hash_password(password)
+    check_password(
+        password, email=user.email, has_2fa=user.totp_enabled_at is not None, settings=ctx.settings
+    )
+    user.password_hash = hash_password(password, ctx.settings)
     user.password_changed_at = utcnow()
     audit.record(ctx, "invitation.accept", target_type="user", target_id=user.id, tenant_id=ut.tenant_id)
     return auth.open_session(ctx, user, cookie=False)
@@ -114,10 +115,10 @@ def accept_invitation(ctx: ServiceContext, *, token: str, password: str) -> auth
 def forgot_password(ctx: ServiceContext, *, email: str) -> None:
     """Always the same answer. Security: comparable work whether or not the address exists."""
     mark_decided("public")
-    s = get_settings()
+    s = ctx.settings
     email_n = email.strip().lower()[:320]
     user = ctx.session.scalar(select(User).where(User.email == email_n, User.active.is_(True)))
-    verify_password(dummy_hash(), email_n)  # constant cost in both branches
+    verify_password(dummy_hash(s), email_n, s)  # constant cost in both branches
     if user is None:
         audit.record(
             ctx, "password.forgot_unknown", target_type="user", after={"email": email_n}, tenant_id=None
@@ -138,8 +139,10 @@ def reset_password(ctx: ServiceContext, *, token: str, new_password: str) -> Non
     """Single use, 1 hour; every session of the user is revoked afterwards and a lock-out lifted."""
     mark_decided("public")
     _, user = _redeem(ctx, token, PASSWORD_RESET)
-    check_password(new_password, email=user.email, has_2fa=user.totp_enabled_at is not None)
-    user.password_hash = hash_password(new_password)
+    check_password(
+        new_password, email=user.email, has_2fa=user.totp_enabled_at is not None, settings=ctx.settings
+    )
+    user.password_hash = hash_password(new_password, ctx.settings)
     user.password_changed_at = utcnow()
     revoked = auth.revoke_user_sessions(ctx, user.id)
     auth.clear_throttle(ctx, user.email)
@@ -162,10 +165,12 @@ def change_password(ctx: ServiceContext, *, current_password: str, new_password:
     user = ctx.session.get(User, ctx.principal.user_id)
     if user is None:
         raise Invalid("change the password from a signed-in session", code="session_required")
-    if not verify_password(user.password_hash, current_password):
+    if not verify_password(user.password_hash, current_password, ctx.settings):
         raise Invalid("the current password is wrong", code="invalid_password", field="current_password")
-    check_password(new_password, email=user.email, has_2fa=user.totp_enabled_at is not None)
-    user.password_hash = hash_password(new_password)
+    check_password(
+        new_password, email=user.email, has_2fa=user.totp_enabled_at is not None, settings=ctx.settings
+    )
+    user.password_hash = hash_password(new_password, ctx.settings)
     user.password_changed_at = utcnow()
     revoked = auth.revoke_user_sessions(ctx, user.id, keep=ctx.principal.session_id)
     audit.record(

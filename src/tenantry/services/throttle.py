@@ -10,7 +10,10 @@ import threading
 import time
 import uuid
 from collections import defaultdict, deque
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from tenantry.config import Settings
 
 
 class AddressLimiter(Protocol):
@@ -92,13 +95,11 @@ _limiter: AddressLimiter | None = None
 _lock = threading.Lock()
 
 
-def limiter() -> AddressLimiter:
+def limiter(s: Settings) -> AddressLimiter:
+    """The process's per-address limiter, built on first use from the caller's settings."""
     global _limiter
     with _lock:
         if _limiter is None:
-            from tenantry.config import get_settings
-
-            s = get_settings()
             if s.redis_url:
                 _limiter = RedisLimiter(s.redis_url, s.login_ip_max_failures, s.login_ip_window_seconds)
             else:

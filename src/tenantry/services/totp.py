@@ -153,7 +153,7 @@ def disable(ctx: ServiceContext, *, password: str, code: str) -> None:
         raise Conflict("2FA is not enabled", code="2fa_not_enabled")
     if requires_2fa(ctx, user):
         raise Conflict("a tenant you belong to requires 2FA", code="2fa_required_by_tenant")
-    if not verify_password(user.password_hash, password):
+    if not verify_password(user.password_hash, password, ctx.settings):
         raise Invalid("the password is wrong", code="invalid_password", field="password")
     if not verify_second_factor(ctx, user, code):
         raise Invalid("the code is not valid", code="invalid_totp", field="code")

@@ -17,7 +17,6 @@ from sqlalchemy.exc import IntegrityError
 from tenantry.authz import Perm, visibility
 from tenantry.authz import cache as authz_cache
 from tenantry.authz import engine as authz_engine
-from tenantry.config import get_settings
 from tenantry.db import scoping
 from tenantry.db.base import Base, SoftDeletable
 from tenantry.db.tables import DeletionBatch, Membership, Resource, ResourceUniqueValue
@@ -89,7 +88,7 @@ def move_to_trash(
         deleted_by_id=ctx.principal.user_id,
         deleted_by=ctx.principal.label,
         deleted_at=now,
-        purge_after=now + timedelta(days=get_settings().trash_retention_days),
+        purge_after=now + timedelta(days=ctx.settings.trash_retention_days),
     )
     ctx.session.add(batch)
     ctx.session.flush()

@@ -67,13 +67,13 @@ def new_user(
     if exists is not None:
         raise Conflict("a user with this email exists", code="email_taken", field="email")
     if password is not None:
-        check_password(password, email=email, has_2fa=False)
+        check_password(password, email=email, has_2fa=False, settings=ctx.settings)
     user = User(
         id=uuid7(),
         email=email,
         first_name=first_name.strip()[:100],
         last_name=last_name.strip()[:100],
-        password_hash=hash_password(password) if password else None,
+        password_hash=hash_password(password, ctx.settings) if password else None,
         password_changed_at=utcnow() if password else None,
         is_superadmin=is_superadmin,
     )

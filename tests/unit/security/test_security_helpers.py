@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from tenantry.config import load_settings
 from tenantry.ids import TOKEN_PREFIX_API_KEY, TOKEN_PREFIX_SESSION, uuid7
 from tenantry.security import tokens
 from tenantry.security.passwords import hash_password, needs_rehash, verify_password
@@ -65,18 +66,22 @@ def test_redact_passes_scalars_through() -> None:
 
 # --- passwords -----------------------------------------------------------------------------------
 
+# Cheap parameters, as the suite uses; the algorithm is the same.
+P = load_settings(argon2_time_cost=1, argon2_memory_kib=1024)
+
 
 def test_hash_password_produces_argon2id() -> None:
-    assert hash_password("correct horse battery staple").startswith("$argon2id$")
+    assert hash_password("correct horse battery staple", P).startswith("$argon2id$")
 
 
 def test_hash_password_salts_each_hash() -> None:
-    assert hash_password("same password") != hash_password("same password")
+    assert hash_password("same password", P) != hash_password("same password", P)
 
 
 def test_verify_password_accepts_the_right_password() -> None:
     assert (
-        verify_password(hash_password("correct horse battery staple"), "correct horse battery staple") is True
+        verify_password(hash_password("correct horse battery staple", P), "correct horse battery staple", P)
+        is True
     )
 
 
@@ -84,32 +89,55 @@ def test_verify_password_accepts_the_right_password() -> None:
     "attempt", ["wrong", "correct horse battery stapl", "Correct horse battery staple", ""]
 )
 def test_verify_password_rejects_a_wrong_password(attempt: str) -> None:
-    assert verify_password(hash_password("correct horse battery staple"), attempt) is False
+    assert verify_password(hash_password("correct horse battery staple", P), attempt, P) is False
 
 
 @pytest.mark.parametrize("attempt", ["anything", "", "tenantry-dummy-password-for-timing"])
 def test_verify_password_without_a_hash_is_false(attempt: str) -> None:
-    assert verify_password(None, attempt) is False
+    assert verify_password(None, attempt, P) is False
 
 
 def test_verify_password_with_an_empty_hash_is_false_even_for_the_dummy_password() -> None:
-    assert verify_password("", "tenantry-dummy-password-for-timing") is False
+    assert verify_password("", "tenantry-dummy-password-for-timing", P) is False
 
 
 @pytest.mark.parametrize("stored", ["not-a-hash", "$2b$12$abcdefghijklmnopqrstuv", "$argon2id$v=19$broken"])
 def test_verify_password_with_a_malformed_hash_is_false(stored: str) -> None:
-    assert verify_password(stored, "not-a-hash") is False
+    assert verify_password(stored, "not-a-hash", P) is False
 
 
 def test_needs_rehash_is_false_for_a_fresh_hash() -> None:
-    assert needs_rehash(hash_password("pw")) is False
+    assert needs_rehash(hash_password("pw", P), P) is False
 
 
 def test_needs_rehash_is_true_for_weaker_parameters() -> None:
     from argon2 import PasswordHasher
 
     weak = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1).hash("pw")
-    assert needs_rehash(weak) is True
+    assert needs_rehash(weak, P) is True
+
+
+def test_needs_rehash_is_true_when_the_configured_parameters_grow() -> None:
+    stronger = load_settings(argon2_time_cost=2, argon2_memory_kib=2048)
+    assert needs_rehash(hash_password("pw", P), stronger) is True
+
+
+@pytest.mark.parametrize(
+    ("stored", "typed"),
+    [
+        ("\u212bngstr\u00f6m-pass", "\u00c5ngstr\u00f6m-pass"),  # Angstrom sign vs. A with ring
+        ("caf\u00e9-password", "cafe\u0301-password"),  # composed vs. combining accent
+        ("\uff30\uff41\uff53\uff53", "Pass"),  # full-width letters (NFKC compatibility)
+    ],
+)
+def test_verify_password_normalises_unicode_nfkc(stored: str, typed: str) -> None:
+    assert verify_password(hash_password(stored, P), typed, P) is True
+
+
+@pytest.mark.parametrize("typed", [" secret words here", "secret words here ", "secret words here\n"])
+def test_verify_password_never_trims(typed: str) -> None:
+    assert verify_password(hash_password("secret words here", P), typed, P) is False
+    assert verify_password(hash_password(typed, P), typed, P) is True
 
 
 # --- tokens --------------------------------------------------------------------------------------

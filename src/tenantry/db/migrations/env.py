@@ -32,9 +32,9 @@ def run_migrations_online() -> None:
         return
     url = config.get_main_option("sqlalchemy.url")
     if not url:
-        from tenantry.config import get_settings
+        from tenantry.config import load_settings
 
-        s = get_settings()
+        s = load_settings()
         url = s.migration_database_url or s.database_url
     engine = make_engine(url)
     with engine.connect() as conn:
