@@ -1,8 +1,8 @@
 """The trash at scale, in-process through the services (no HTTP): SQLite, and PostgreSQL when set.
 
 1. Delete, restore and purge of a tenant with 100,000 resources (`--quick`: 10,000):
-   `services.tenants.delete_tenant`, then `services.trash.get_batch` + `restore_batch`, then
-   delete again and `get_batch` + `purge_batch`, each in its own `Database.unit_of_work()` as a
+   `services.tenants.delete_tenant`, then `services.trash.restore_batch`, then
+   delete again and `purge_batch`, each in its own `Database.unit_of_work()` as a
    system principal (commit included). Target: ≤ 10 s per operation.
 2. A filtered resource list page, `list_resources(ctx, ResourceFilter(type="server",
    name="1"), limit=50)` in a tenant with 1,000,000 resources (`--quick`: 100,000) vs one
@@ -131,7 +131,6 @@ def _timed(fn: Any) -> tuple[float, Any]:
 
 
 def _trash_ops(db: Any, slug: str, res: BackendResults) -> None:
-    from tenantry.authz import Perm
     from tenantry.services import tenants, trash
 
     def delete() -> tuple[uuid.UUID, dict[str, int]]:
@@ -142,11 +141,11 @@ def _trash_ops(db: Any, slug: str, res: BackendResults) -> None:
 
     def restore(batch_id: uuid.UUID) -> dict[str, int]:
         with _ctx(db) as ctx:
-            return trash.restore_batch(ctx, trash.get_batch(ctx, batch_id, perm=Perm.TRASH_RESTORE))
+            return trash.restore_batch(ctx, batch_id)
 
     def purge(batch_id: uuid.UUID) -> dict[str, int]:
         with _ctx(db) as ctx:
-            return trash.purge_batch(ctx, trash.get_batch(ctx, batch_id, perm=Perm.TRASH_PURGE), confirm=True)
+            return trash.purge_batch(ctx, batch_id, confirm=True)
 
     seconds, (batch_id, counts) = _timed(delete)
     res.ops["delete tenant"] = (seconds, counts)

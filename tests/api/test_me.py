@@ -513,16 +513,22 @@ def test_api_key_read_scope_reads_but_never_writes(api, client, db, personas):
     assert client.get("/api/v1/tenants/acme", headers=h).status_code == 200
     outsider = str(personas.users["outsider"].id)
     before = _all_audit(db)
-    for method, path, body in [
-        ("POST", "/api/v1/tenants/acme/members", {"user_id": outsider}),
-        ("PATCH", f"/api/v1/tenants/acme/members/{personas.users['acme_member'].id}", {"role": "viewer"}),
-        ("DELETE", f"/api/v1/tenants/acme/members/{personas.users['acme_member'].id}", None),
-        ("PATCH", ME, {"first_name": "x"}),
-        ("POST", KEYS, {"name": "child"}),
-        ("DELETE", f"{ME}/sessions", None),
+    for method, path, body, code in [
+        ("POST", "/api/v1/tenants/acme/members", {"user_id": outsider}, "key_read_only"),
+        (
+            "PATCH",
+            f"/api/v1/tenants/acme/members/{personas.users['acme_member'].id}",
+            {"role": "viewer"},
+            "key_read_only",
+        ),
+        ("DELETE", f"/api/v1/tenants/acme/members/{personas.users['acme_member'].id}", None, "key_read_only"),
+        ("PATCH", ME, {"first_name": "x"}, "key_read_only"),
+        # Account security is never done with any key, read or not.
+        ("POST", KEYS, {"name": "child"}, "session_required"),
+        ("DELETE", f"{ME}/sessions", None, "session_required"),
     ]:
         kwargs = {"json": body} if body is not None else {}
-        _problem(client.request(method, path, headers=h, **kwargs), 403, "key_read_only")
+        _problem(client.request(method, path, headers=h, **kwargs), 403, code)
     assert _all_audit(db) == before
     assert _members_of_acme(api) == 4
 

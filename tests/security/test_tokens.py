@@ -100,16 +100,17 @@ def test_read_key_cannot_write_403_key_read_only(client, personas):
     key = _key(client, personas.tokens["acme_member"], scope="read")
     h = bearer(key["token"])
     assert client.get("/api/v1/me", headers=h).status_code == 200
-    for method, path, body in (
-        ("PATCH", "/api/v1/me", {"first_name": "Mallory"}),
-        ("POST", "/api/v1/tenants", {"slug": "evil", "name": "Evil"}),
-        ("POST", "/api/v1/me/api-keys", {"name": "more", "scope": "read_write"}),
-        ("DELETE", f"/api/v1/me/api-keys/{key['id']}", None),
-        ("POST", "/api/v1/auth/logout", None),
+    for method, path, body, code in (
+        ("PATCH", "/api/v1/me", {"first_name": "Mallory"}, "key_read_only"),
+        ("POST", "/api/v1/tenants", {"slug": "evil", "name": "Evil"}, "key_read_only"),
+        ("POST", "/api/v1/auth/logout", None, "key_read_only"),
+        # Keys are managed from a signed-in session only, whatever the key's scope.
+        ("POST", "/api/v1/me/api-keys", {"name": "more", "scope": "read_write"}, "session_required"),
+        ("DELETE", f"/api/v1/me/api-keys/{key['id']}", None, "session_required"),
     ):
         r = client.request(method, path, json=body, headers=h)
         assert r.status_code == 403, (method, path, r.text)
-        assert code_of(r) == "key_read_only"
+        assert code_of(r) == code, (method, path)
     assert client.get("/api/v1/me", headers=h).json()["first_name"] != "Mallory"
 
 
@@ -198,3 +199,15 @@ def test_tokens_are_stored_hashed_only(client, personas, backend, member):
 
 def _exists(conn, table: str) -> bool:
     return inspect(conn).has_table(table)
+
+
+def test_read_key_may_use_a_read_only_permission_through_post(client, personas):
+    """The catalog's read-only flag decides, not the HTTP method: explain is a POST that only reads."""
+    key = _key(client, personas.tokens["acme_admin"], scope="read")
+    r = client.post(
+        "/api/v1/authz/explain",
+        json={"user_id": str(personas.users["acme_member"].id), "permission": "host.read", "tenant": "acme"},
+        headers=bearer(key["token"]),
+    )
+    assert r.status_code == 200, r.text
+    assert "allowed" in r.json()

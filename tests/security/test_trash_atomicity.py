@@ -61,13 +61,11 @@ DELETE_TENANT = """
 """
 
 RESTORE_BATCH = """
-    batch = session.get(DeletionBatch, uuid.UUID(sys.argv[1]))
-    counts = trash.restore_batch(ctx, batch)
+    counts = trash.restore_batch(ctx, uuid.UUID(sys.argv[1]))
 """
 
 PURGE_BATCH = """
-    batch = session.get(DeletionBatch, uuid.UUID(sys.argv[1]))
-    counts = trash.purge_batch(ctx, batch, confirm=True)
+    counts = trash.purge_batch(ctx, uuid.UUID(sys.argv[1]), confirm=True)
 """
 
 
@@ -206,6 +204,6 @@ def test_kill_during_purge_leaves_the_batch_in_the_trash(backend, clean_db, seed
     # The batch is intact: a real restore afterwards brings every row back.
     with clean_db.unit_of_work() as session:
         ctx = ServiceContext(session=session, principal=system_principal("tests"))
-        restored = trash.restore_batch(ctx, session.get(DeletionBatch, uuid.UUID(batch)))
+        restored = trash.restore_batch(ctx, uuid.UUID(batch))
     assert restored["resources"] == RESOURCES
     assert _state(backend)["resources"] == (RESOURCES, 0, [])

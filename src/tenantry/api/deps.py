@@ -11,16 +11,14 @@ from sqlalchemy.orm import Session
 
 from tenantry.authz import Principal
 from tenantry.db.session import Database
-from tenantry.errors import NotFound, PermissionDenied, Unauthenticated
-from tenantry.services import auth, memberships, tenants
+from tenantry.errors import PermissionDenied, Unauthenticated
+from tenantry.services import auth, tenants
 from tenantry.services.context import RequestMeta, ServiceContext
 
 SESSION_COOKIE = "tenantry_session"
 CSRF_COOKIE = "tenantry_csrf"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-# What a session restricted to 2FA set-up may still reach.
-RESTRICTED_ALLOWED = ("/api/v1/me/2fa", "/api/v1/auth/logout")
 
 _bearer = HTTPBearer(auto_error=False, description="A session token (tnt_ses_…) or an API key (tnt_pat_…)")
 _cookie = APIKeyCookie(
@@ -74,14 +72,7 @@ def authenticated_context(
         principal = auth.authenticate(ctx, cookie, cookie=True, csrf_token=csrf if unsafe else None)
     else:
         raise Unauthenticated("a bearer token is required", code="unauthenticated")
-    if principal.key_scope == "read" and unsafe:
-        raise PermissionDenied("this API key may only read", code="key_read_only")
-    if (
-        principal.restricted
-        and not request.url.path.startswith(RESTRICTED_ALLOWED)
-        and not (request.url.path == "/api/v1/me" and not unsafe)
-    ):
-        raise PermissionDenied("set up two-factor authentication first", code="2fa_setup_required")
+    # What the principal may do (key scope, 2FA set-up pending, …) is the engine's to decide.
     ctx.principal = principal
     request.state.principal = principal
     return ctx
@@ -93,12 +84,7 @@ AnonCtxDep = Annotated[ServiceContext, Depends(anonymous_context)]
 
 def tenant_context(tenant: str, ctx: CtxDep) -> ServiceContext:
     """Resolve `{tenant}` (id or slug) once; unknown, deleted and hidden tenants are all 404."""
-    try:
-        ctx.enter(tenants.find_visible(ctx, tenant))
-    except NotFound:
-        if ctx.principal.user_id and not ctx.principal.is_superadmin and not memberships.has_any_tenant(ctx):
-            raise PermissionDenied("you have no access to any tenant", code="no_tenant") from None
-        raise
+    tenants.enter_tenant(ctx, tenant)
     return ctx
 
 

@@ -23,7 +23,7 @@ from tenantry.authz.principal import Principal
 from tenantry.authz.roles import BUILTIN_ROLES
 from tenantry.db import scoping
 from tenantry.db.tables import GlobalGrant, Grant, Group, GroupMember, Membership, Resource, Role, TenantRole
-from tenantry.errors import PermissionDenied
+from tenantry.errors import PermissionDenied, Unauthenticated
 
 # Holds a mutable list per request: thread-pool workers mutate the same list object, so the
 # middleware that created it sees every decision (a ContextVar *value* set in a worker would not).
@@ -275,17 +275,44 @@ def effective_permissions(
         return frozenset(CATALOG)
     if principal.kind == "anonymous" or principal.user_id is None:
         return frozenset()
+    _refuse_unfinished_2fa(principal)
     perms = _user_permissions(session, principal.user_id, principal.is_superadmin, tenant_id, resource_id)
     if principal.ceiling_user_id is not None:
         # Alias users: never more than the parent holds, checked on every decision.
         perms &= _user_permissions(session, principal.ceiling_user_id, False, tenant_id, resource_id)
-    if principal.key_tenant_id is not None and tenant_id != principal.key_tenant_id:
-        perms = frozenset()  # Security: a key restricted to one tenant acts nowhere else.
-    if principal.key_scope == "read":
-        perms = frozenset(p for p in perms if CATALOG[p].read_only)
-    perms = _intern(perms)
+    perms = _intern(frozenset(p for p in perms if caller_limit(principal, p, tenant_id) is None))
     cache.put(session, key, perms)
     return perms
+
+
+@dataclass(frozen=True)
+class CallerLimit:
+    code: str
+    reason: str
+
+
+_KEY_TENANT = CallerLimit("permission_denied", "the API key is restricted to another tenant")
+_KEY_READ = CallerLimit("key_read_only", "this API key may only read")
+
+
+def caller_limit(principal: Principal, perm: str, tenant_id: uuid.UUID | None) -> CallerLimit | None:
+    """What about how the caller signed in (not its grants) rules `perm` out here, if anything.
+
+    The one place for the API key's rules: a key restricted to one tenant acts nowhere else; a
+    `read` key uses only permissions the catalog marks read-only, whatever the HTTP method of
+    the route that asks.
+    """
+    if principal.key_tenant_id is not None and tenant_id != principal.key_tenant_id:
+        return _KEY_TENANT
+    if principal.key_scope == "read" and not CATALOG[perm].read_only:
+        return _KEY_READ
+    return None
+
+
+def _refuse_unfinished_2fa(principal: Principal) -> None:
+    """A session that still owes its 2FA set-up gets no decision at all, only this answer."""
+    if principal.restricted:
+        raise PermissionDenied("set up two-factor authentication first", code="2fa_setup_required")
 
 
 def forget(session: Session) -> None:
@@ -314,6 +341,9 @@ def require(
 ) -> None:
     mark_decided(perm)
     if not check(session, principal, perm, tenant_id, resource_id):
+        limit = caller_limit(principal, perm, tenant_id)
+        if limit is not None:
+            raise PermissionDenied(limit.reason, code=limit.code, permission=perm)
         raise PermissionDenied(f"missing permission {perm}", permission=perm)
 
 
@@ -353,11 +383,40 @@ def require_grantable(
     )
 
 
-def require_authenticated(principal: Principal) -> None:
-    """For self-service routes (`/me`, logout): being signed in is the whole requirement."""
+def require_authenticated(
+    principal: Principal, *, writes: bool = False, during_2fa_setup: bool = False
+) -> None:
+    """Self-service (one's own profile, sessions, keys): being signed in is the requirement.
+
+    `writes`: the call changes something, so a `read` API key may not make it. A session that
+    still owes its 2FA set-up reaches only what `during_2fa_setup` allows (the set-up itself,
+    reading one's profile, signing out).
+    """
     mark_decided("authenticated")
     if not principal.authenticated:
-        raise PermissionDenied("sign in first")
+        raise Unauthenticated("sign in first")
+    if not during_2fa_setup:
+        _refuse_unfinished_2fa(principal)
+    if writes and principal.key_scope == "read":
+        raise PermissionDenied("this API key may only read", code="key_read_only")
+
+
+def require_session(principal: Principal, what: str, *, during_2fa_setup: bool = False) -> None:
+    """Account security (password, 2FA, API keys, sessions) from a signed-in session, never a key.
+
+    Security: a leaked API key must not mint more keys, take over the second factor or sign
+    its owner out.
+    """
+    require_authenticated(principal, during_2fa_setup=during_2fa_setup)
+    if principal.key_id is not None or principal.user_id is None:
+        raise PermissionDenied(f"{what} from a signed-in session", code="session_required")
+
+
+def require_superadmin(principal: Principal, what: str, *, code: str = "superadmin_required") -> None:
+    """Things no grant can hand out (global roles, the superadmin flag): superadmins only."""
+    mark_decided("superadmin")
+    if not principal.is_superadmin:
+        raise PermissionDenied(f"only superadmins {what}", code=code)
 
 
 def visible_filter(
@@ -374,9 +433,7 @@ def visible_filter(
         return true()
     if principal.user_id is None or principal.kind == "anonymous":
         return false()
-    if principal.key_tenant_id is not None and principal.key_tenant_id != tenant_id:
-        return false()
-    if principal.key_scope == "read" and not CATALOG[perm].read_only:
+    if caller_limit(principal, perm, tenant_id) is not None:
         return false()
     capped = principal.ceiling_user_id is not None
     # With a ceiling, `check` above may have failed on the parent's side only: the alias's own
@@ -452,10 +509,9 @@ def explain(
         reasons.append("no membership in this tenant (tenant and resource grants need one)")
     if not helping:
         reasons.append(f"no grant of a role containing {perm} reaches this scope")
-    if helping and principal.key_scope == "read" and not CATALOG[perm].read_only:
-        reasons.append("the API key is read-only")
-    if helping and principal.key_tenant_id is not None and principal.key_tenant_id != tenant_id:
-        reasons.append("the API key is restricted to another tenant")
+    limit = caller_limit(principal, perm, tenant_id)
+    if helping and limit is not None:
+        reasons.append(limit.reason)
     if helping and principal.ceiling_user_id is not None and not allowed:
         reasons.append("the alias ceiling (the parent's permissions) does not include it")
     if allowed:

@@ -39,6 +39,7 @@ class Principal:
                 self.key_scope,
                 hx(self.key_tenant_id),
                 hx(self.ceiling_user_id),
+                "R" if self.restricted else "-",
             )
         )
 

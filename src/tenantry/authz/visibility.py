@@ -8,7 +8,7 @@ from sqlalchemy import ColumnElement, false, select, true
 from sqlalchemy.orm import Session
 
 from tenantry.authz.catalog import Perm
-from tenantry.authz.engine import check, is_member, mark_decided
+from tenantry.authz.engine import caller_limit, check, is_member, mark_decided
 from tenantry.authz.principal import Principal
 from tenantry.db.tables import Membership, Tenant
 
@@ -21,7 +21,7 @@ def sees_all_tenants(session: Session, principal: Principal) -> bool:
 
 def can_see_tenant(session: Session, principal: Principal, tenant_id: uuid.UUID) -> bool:
     mark_decided("tenant.visible")
-    if principal.key_tenant_id is not None and principal.key_tenant_id != tenant_id:
+    if caller_limit(principal, Perm.TENANT_READ, tenant_id) is not None:
         return False
     if check(session, principal, Perm.TENANT_READ, tenant_id) or sees_all_tenants(session, principal):
         return True

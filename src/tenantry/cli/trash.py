@@ -7,7 +7,6 @@ import uuid
 import typer
 from rich.table import Table
 
-from tenantry.authz import Perm
 from tenantry.cli.common import console, settings, system_context
 from tenantry.db.session import Database
 from tenantry.jobs.purge import purge_expired
@@ -36,7 +35,7 @@ def list_trash(limit: int = 100) -> None:
 @app.command("restore")
 def restore(batch: uuid.UUID) -> None:
     with system_context("cli trash restore") as ctx:
-        restored = trash.restore_batch(ctx, trash.get_batch(ctx, batch, perm=Perm.TRASH_RESTORE))
+        restored = trash.restore_batch(ctx, batch)
     console.print(f"[green]restored[/green] {restored}")
 
 
@@ -57,5 +56,5 @@ def purge(
     if not yes and not typer.confirm("purging is permanent. continue?"):
         raise typer.Abort()
     with system_context("cli trash purge") as ctx:
-        purged = trash.purge_batch(ctx, trash.get_batch(ctx, batch, perm=Perm.TRASH_PURGE), confirm=True)
+        purged = trash.purge_batch(ctx, batch, confirm=True)
     console.print(f"[red]purged[/red] {purged}")

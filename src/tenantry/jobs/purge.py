@@ -23,7 +23,7 @@ def purge_expired(db: Database) -> int:
             batch = session.get(trash.DeletionBatch, batch_id)
             if batch is None or batch.purged_at is not None or batch.restored_at is not None:
                 continue
-            counts = trash.purge_batch(ctx, batch, confirm=True)
+            counts = trash.purge_batch(ctx, batch_id, confirm=True)
             log.info("purged batch", extra={"fields": {"batch": str(batch_id), "counts": counts}})
             done += 1
     return done

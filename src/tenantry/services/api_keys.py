@@ -9,10 +9,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 
 from tenantry.authz import visibility
-from tenantry.authz.engine import mark_decided
+from tenantry.authz.engine import require_authenticated, require_session
 from tenantry.db.tables import ApiKey, Tenant
 from tenantry.db.types import utcnow
-from tenantry.errors import Invalid, NotFound, PermissionDenied
+from tenantry.errors import Invalid, NotFound
 from tenantry.ids import TOKEN_PREFIX_API_KEY
 from tenantry.security import tokens
 from tenantry.services import audit
@@ -28,10 +28,7 @@ class CreatedKey:
 
 
 def _require_session(ctx: ServiceContext) -> None:
-    """Keys are managed from a signed-in session, never with another key."""
-    mark_decided("authenticated")
-    if ctx.principal.user_id is None or ctx.principal.key_id is not None:
-        raise PermissionDenied("manage API keys from a signed-in session", code="session_required")
+    require_session(ctx.principal, "manage API keys")
 
 
 def create_key(
@@ -91,7 +88,7 @@ def create_key(
 
 
 def list_keys(ctx: ServiceContext) -> list[ApiKey]:
-    mark_decided("authenticated")
+    require_authenticated(ctx.principal)
     return list(
         ctx.session.scalars(
             select(ApiKey)

@@ -17,7 +17,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError
 
 from tenantry.authz import Principal
-from tenantry.authz.engine import mark_decided
+from tenantry.authz.engine import mark_decided, require_authenticated, require_session
 from tenantry.config import Settings
 from tenantry.db.engine import sqlite_write_intent
 from tenantry.db.tables import ApiKey, AuthSession, LoginThrottle, User
@@ -315,7 +315,7 @@ def _touch(ctx: ServiceContext, stmt: Any) -> None:
 
 
 def logout(ctx: ServiceContext) -> None:
-    mark_decided("authenticated")
+    require_authenticated(ctx.principal, writes=True, during_2fa_setup=True)
     if ctx.principal.session_id is None:
         raise Unauthenticated("not signed in with a session", code="not_a_session")
     ctx.session.execute(
@@ -335,7 +335,7 @@ def revoke_user_sessions(ctx: ServiceContext, user_id: uuid.UUID, *, keep: uuid.
 
 
 def list_sessions(ctx: ServiceContext) -> list[AuthSession]:
-    mark_decided("authenticated")
+    require_authenticated(ctx.principal)
     now = utcnow()
     return list(
         ctx.session.scalars(
@@ -352,10 +352,7 @@ def list_sessions(ctx: ServiceContext) -> list[AuthSession]:
 
 
 def _require_session(ctx: ServiceContext) -> None:
-    """Signing sessions out is account security: from a signed-in session, never with a key."""
-    mark_decided("authenticated")
-    if ctx.principal.user_id is None or ctx.principal.key_id is not None:
-        raise PermissionDenied("manage sessions from a signed-in session", code="session_required")
+    require_session(ctx.principal, "manage sessions")
 
 
 def revoke_session(ctx: ServiceContext, session_id: uuid.UUID) -> None:

@@ -18,7 +18,7 @@ from tenantry.authz import engine as authz_engine
 from tenantry.authz.roles import BUILTIN_ROLES
 from tenantry.db.tables import GlobalGrant, Grant, Group, Resource, Role, User
 from tenantry.db.types import utcnow
-from tenantry.errors import Conflict, Invalid, NotFound, PermissionDenied
+from tenantry.errors import Conflict, Invalid, NotFound
 from tenantry.services import audit, memberships
 from tenantry.services.context import ServiceContext
 
@@ -118,8 +118,7 @@ def create_grant(
     """In a tenant context: a tenant (or resource) grant. Without one: a global grant."""
     if ctx.tenant is None:
         ctx.require(Perm.GRANT_MANAGE, global_scope=True)
-        if not ctx.principal.is_superadmin:
-            raise PermissionDenied("only superadmins grant global roles", code="global_grant_denied")
+        authz_engine.require_superadmin(ctx.principal, "grant global roles", code="global_grant_denied")
         if resource_id is not None:
             raise Invalid("resource grants belong to a tenant", code="invalid_scope", field="scope")
     else:
@@ -179,8 +178,7 @@ def delete_grant(ctx: ServiceContext, grant_id: uuid.UUID) -> None:
     grant: Grant | GlobalGrant | None
     if ctx.tenant is None:
         ctx.require(Perm.GRANT_MANAGE, global_scope=True)
-        if not ctx.principal.is_superadmin:
-            raise PermissionDenied("only superadmins revoke global roles", code="global_grant_denied")
+        authz_engine.require_superadmin(ctx.principal, "revoke global roles", code="global_grant_denied")
         grant = ctx.session.get(GlobalGrant, grant_id)
     else:
         ctx.require(Perm.GRANT_MANAGE)

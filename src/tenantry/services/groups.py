@@ -57,6 +57,7 @@ def create_group(ctx: ServiceContext, *, name: str, description: str = "") -> Gr
 
 
 def update_group(ctx: ServiceContext, group: Group, *, name: str | None, description: str | None) -> Group:
+    ctx.require(Perm.GROUP_MANAGE, global_scope=True)
     before = {"name": group.name, "description": group.description}
     if name is not None:
         name = _name(name)
@@ -76,6 +77,7 @@ def update_group(ctx: ServiceContext, group: Group, *, name: str | None, descrip
 
 def delete_group(ctx: ServiceContext, group: Group) -> None:
     """To the trash: its grants stop reaching anyone until it is restored."""
+    ctx.require(Perm.GROUP_MANAGE, global_scope=True)
     group.deleted_at = utcnow()
     ctx.session.flush()
     audit.record(
@@ -90,6 +92,7 @@ def delete_group(ctx: ServiceContext, group: Group) -> None:
 
 
 def list_group_members(ctx: ServiceContext, group: Group) -> list[User]:
+    ctx.require(Perm.GROUP_MANAGE, global_scope=True)
     return list(
         ctx.session.scalars(
             select(User)
@@ -101,6 +104,7 @@ def list_group_members(ctx: ServiceContext, group: Group) -> list[User]:
 
 
 def add_group_member(ctx: ServiceContext, group: Group, *, user_id: uuid.UUID) -> User:
+    ctx.require(Perm.GROUP_MANAGE, global_scope=True)
     user = ctx.session.get(User, user_id)
     if user is None or user.deleted_at is not None:
         raise NotFound("user")
@@ -124,6 +128,7 @@ def add_group_member(ctx: ServiceContext, group: Group, *, user_id: uuid.UUID) -
 
 
 def remove_group_member(ctx: ServiceContext, group: Group, *, user_id: uuid.UUID) -> None:
+    ctx.require(Perm.GROUP_MANAGE, global_scope=True)
     n = ctx.session.execute(
         delete(GroupMember).where(GroupMember.group_id == group.id, GroupMember.user_id == user_id)
     ).rowcount  # type: ignore[attr-defined]

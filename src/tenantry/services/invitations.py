@@ -7,10 +7,10 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
-from tenantry.authz.engine import mark_decided
+from tenantry.authz.engine import mark_decided, require_session
 from tenantry.db.tables import Tenant, User, UserToken
 from tenantry.db.types import utcnow
-from tenantry.errors import Invalid, PermissionDenied
+from tenantry.errors import Invalid
 from tenantry.ids import uuid7
 from tenantry.mail import outbox
 from tenantry.security import tokens
@@ -158,10 +158,7 @@ def reset_password(ctx: ServiceContext, *, token: str, new_password: str) -> Non
 
 def change_password(ctx: ServiceContext, *, current_password: str, new_password: str) -> None:
     """Needs the current password; signs out every other session."""
-    mark_decided("authenticated")
-    if ctx.principal.key_id is not None:
-        # The same answer as for managing API keys or 2FA with a key.
-        raise PermissionDenied("change the password from a signed-in session", code="session_required")
+    require_session(ctx.principal, "change the password")
     user = ctx.session.get(User, ctx.principal.user_id)
     if user is None:
         raise Invalid("change the password from a signed-in session", code="session_required")

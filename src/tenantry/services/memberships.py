@@ -272,10 +272,3 @@ def my_tenants(ctx: ServiceContext) -> list[tuple[tenants.TenantView, list[str],
         rows = [(t, roles) for t, roles in rows if t.id == ctx.principal.key_tenant_id]
     counts = tenants.counts(ctx.session, [t.id for t, _ in rows])
     return [(tenants.TenantView(t, *counts[t.id]), roles, me.default_tenant_id == t.id) for t, roles in rows]
-
-
-def has_any_tenant(ctx: ServiceContext) -> bool:
-    """Whether the caller belongs to any tenant (for the clear `no_tenant` answer)."""
-    if ctx.principal.user_id is None:
-        return False
-    return bool(users.user_tenants(ctx, ctx.principal.user_id))

@@ -17,7 +17,7 @@ from tenantry.db.base import SoftDeletable, TenantOwned
 from tenantry.db.tables import ApiKey, DeletionBatch, Membership, Resource, Tenant
 from tenantry.errors import Conflict, Invalid, NotFound, PermissionDenied, PreconditionFailed
 from tenantry.ids import uuid7
-from tenantry.services import audit, trash
+from tenantry.services import audit, trash, users
 from tenantry.services.context import ServiceContext
 from tenantry.services.pagination import Page, decode_cursor, encode_cursor
 
@@ -98,6 +98,23 @@ def find_visible(ctx: ServiceContext, ref: str) -> Tenant:
         raise NotFound("tenant")
     if tenant.status == "suspended" and not ctx.can(Perm.TENANT_SUSPEND, global_scope=True):
         raise PermissionDenied("this tenant is suspended", code="tenant_suspended")
+    return tenant
+
+
+def enter_tenant(ctx: ServiceContext, ref: str) -> Tenant:
+    """Select `{tenant}` as the context's tenant (console and API alike).
+
+    A signed-in user who belongs to no tenant at all gets `no_tenant` rather than a 404 that
+    would read as "this tenant does not exist" (DESIGN §1 Membership).
+    """
+    try:
+        tenant = find_visible(ctx, ref)
+    except NotFound:
+        user_id = ctx.principal.user_id
+        if user_id and not ctx.principal.is_superadmin and not users.user_tenants(ctx, user_id):
+            raise PermissionDenied("you have no access to any tenant", code="no_tenant") from None
+        raise
+    ctx.enter(tenant)
     return tenant
 
 
@@ -320,6 +337,6 @@ def restore_tenant(ctx: ServiceContext, tenant: Tenant) -> Tenant:
     batch = ctx.session.get(DeletionBatch, tenant.deletion_batch_id)
     if batch is None:
         raise NotFound("deletion batch")
-    trash.restore_batch(ctx, batch)
+    trash.restore_batch(ctx, batch.id)
     ctx.session.refresh(tenant)
     return tenant

@@ -9,11 +9,11 @@ import pyotp
 import segno
 from sqlalchemy import select, update
 
-from tenantry.authz.engine import mark_decided
+from tenantry.authz.engine import require_session
 from tenantry.db import scoping
 from tenantry.db.tables import AuthSession, Membership, Tenant, User
 from tenantry.db.types import utcnow
-from tenantry.errors import Conflict, Invalid, PermissionDenied, Unauthenticated
+from tenantry.errors import Conflict, Invalid, Unauthenticated
 from tenantry.security import tokens
 from tenantry.security.passwords import verify_password
 from tenantry.services import audit
@@ -31,10 +31,7 @@ class TotpSetup:
 
 
 def _me(ctx: ServiceContext) -> User:
-    mark_decided("authenticated")
-    if ctx.principal.key_id is not None:
-        # Security: a leaked API key must not take over (or switch off) the owner's second factor.
-        raise PermissionDenied("manage 2FA from a signed-in session", code="session_required")
+    require_session(ctx.principal, "manage 2FA", during_2fa_setup=True)
     user = ctx.session.get(User, ctx.principal.user_id) if ctx.principal.user_id else None
     if user is None:
         raise Unauthenticated("sign in first")

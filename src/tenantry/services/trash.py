@@ -198,8 +198,9 @@ def _conflicts(ctx: ServiceContext, batch_id: uuid.UUID) -> list[str]:
     return out
 
 
-def restore_batch(ctx: ServiceContext, batch: DeletionBatch) -> dict[str, int]:
+def restore_batch(ctx: ServiceContext, batch_id: uuid.UUID) -> dict[str, int]:
     """Bring back exactly the batch's rows, with the same ids — or nothing, on a conflict."""
+    batch = get_batch(ctx, batch_id, perm=Perm.TRASH_RESTORE)
     with scoping.cross_tenant(ctx.session), scoping.include_deleted(ctx.session):
         conflicts = _conflicts(ctx, batch.id)
         if conflicts:
@@ -237,8 +238,9 @@ def restore_batch(ctx: ServiceContext, batch: DeletionBatch) -> dict[str, int]:
     return restored
 
 
-def purge_batch(ctx: ServiceContext, batch: DeletionBatch, *, confirm: bool) -> dict[str, int]:
+def purge_batch(ctx: ServiceContext, batch_id: uuid.UUID, *, confirm: bool) -> dict[str, int]:
     """Delete the batch's rows for ever (children first). Audit events keep ids, so they survive."""
+    batch = get_batch(ctx, batch_id, perm=Perm.TRASH_PURGE)
     if not confirm:
         raise Conflict("purging is permanent; confirm it", code="confirmation_required")
     purged = _purge_rows(ctx, batch.id)

@@ -10,7 +10,7 @@ from sqlalchemy import Select, func, select, update
 
 from tenantry.authz import Perm
 from tenantry.authz import cache as authz_cache
-from tenantry.authz.engine import mark_decided
+from tenantry.authz.engine import require_authenticated, require_superadmin
 from tenantry.db import scoping
 from tenantry.db.tables import ApiKey, DeletionBatch, Grant, Membership, Tenant, User, UserToken
 from tenantry.db.types import utcnow
@@ -177,8 +177,8 @@ def update_user(ctx: ServiceContext, user: User, changes: dict[str, Any]) -> Use
     allowed = {"first_name", "last_name", "active", "is_superadmin"}
     if set(changes) - allowed:
         raise Invalid("email and other fields cannot be changed here", code="field_not_editable")
-    if "is_superadmin" in changes and not ctx.principal.is_superadmin:
-        raise Invalid("only superadmins change the superadmin flag", code="permission_denied")
+    if "is_superadmin" in changes:
+        require_superadmin(ctx.principal, "change the superadmin flag")
     removing_admin = user.is_superadmin and (
         changes.get("is_superadmin") is False or changes.get("active") is False
     )
@@ -254,7 +254,7 @@ def restore_user(ctx: ServiceContext, user: User) -> User:
     batch = ctx.session.get(DeletionBatch, user.deletion_batch_id)
     if batch is None:
         raise NotFound("deletion batch")
-    trash.restore_batch(ctx, batch)
+    trash.restore_batch(ctx, batch.id)
     ctx.session.refresh(user)
     return user
 
@@ -294,7 +294,7 @@ def user_tenants(ctx: ServiceContext, user_id: uuid.UUID) -> list[tuple[Tenant, 
 
 
 def me(ctx: ServiceContext) -> User:
-    mark_decided("authenticated")
+    require_authenticated(ctx.principal, during_2fa_setup=True)
     user = ctx.session.get(User, ctx.principal.user_id) if ctx.principal.user_id else None
     if user is None:
         raise NotFound("user")
@@ -302,6 +302,7 @@ def me(ctx: ServiceContext) -> User:
 
 
 def update_me(ctx: ServiceContext, changes: dict[str, Any]) -> User:
+    require_authenticated(ctx.principal, writes=True)
     user = me(ctx)
     before = snapshot(user) | {
         "language": user.language,

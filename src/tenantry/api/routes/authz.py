@@ -15,7 +15,7 @@ router = APIRouter(prefix="/api/v1/authz", tags=["authorization"])
 @router.post("/explain", response_model=ExplainOut)
 def explain(ctx: CtxDep, body: ExplainIn) -> ExplainOut:
     if body.tenant is not None:
-        ctx.enter(tenants.find_visible(ctx, body.tenant))
+        tenants.enter_tenant(ctx, body.tenant)
     result = authz_service.explain(
         ctx, user_id=body.user_id, permission=body.permission, resource_id=body.resource
     )

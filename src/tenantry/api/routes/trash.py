@@ -10,7 +10,6 @@ from fastapi import APIRouter, Query
 from tenantry.api.deps import CtxDep, TenantCtxDep
 from tenantry.api.schemas import Page
 from tenantry.api.schemas.resources import PurgeOut, RestoreOut, TrashBatchOut
-from tenantry.authz import Perm
 from tenantry.services import trash
 from tenantry.services.context import ServiceContext
 
@@ -26,13 +25,13 @@ def _page(ctx: ServiceContext, limit: int, cursor: str | None, root_type: str | 
 
 
 def _restore(ctx: ServiceContext, batch_id: uuid.UUID) -> RestoreOut:
-    restored = trash.restore_batch(ctx, trash.get_batch(ctx, batch_id, perm=Perm.TRASH_RESTORE))
+    restored = trash.restore_batch(ctx, batch_id)
     ctx.commit()
     return RestoreOut(restored=restored)
 
 
 def _purge(ctx: ServiceContext, batch_id: uuid.UUID, confirm: bool) -> PurgeOut:
-    purged = trash.purge_batch(ctx, trash.get_batch(ctx, batch_id, perm=Perm.TRASH_PURGE), confirm=confirm)
+    purged = trash.purge_batch(ctx, batch_id, confirm=confirm)
     ctx.commit()
     return PurgeOut(purged=purged)
 
