@@ -21,22 +21,22 @@ from tenantry.authz import cache
 from tenantry.authz.catalog import CATALOG, info
 from tenantry.authz.principal import Principal
 from tenantry.authz.roles import BUILTIN_ROLES
-from tenantry.db import scoping
-from tenantry.db.tables import GlobalGrant, Grant, Group, GroupMember, Membership, Resource, Role, TenantRole
+from tenantry.db import core, scoping
+from tenantry.db.tables import Resource
 from tenantry.errors import PermissionDenied, Unauthenticated
 
 # Holds a mutable list per request: thread-pool workers mutate the same list object, so the
 # middleware that created it sees every decision (a ContextVar *value* set in a worker would not).
 _decisions: ContextVar[list[str] | None] = ContextVar("authz_decisions", default=None)
 
-_g = Grant.__table__
-_gg = GlobalGrant.__table__
-_gm = GroupMember.__table__
-_groups = Group.__table__
-_m = Membership.__table__
-_r = Resource.__table__
-_roles = Role.__table__
-_troles = TenantRole.__table__
+_g = core.grants
+_gg = core.global_grants
+_gm = core.group_members
+_groups = core.groups
+_m = core.memberships
+_r = core.resources
+_roles = core.roles
+_troles = core.tenant_roles
 
 
 def start_decision_log() -> list[str]:
@@ -62,9 +62,7 @@ def custom_roles(session: Session, tenant_id: uuid.UUID | None) -> dict[str, fro
         return hit  # type: ignore[no-any-return]
     out = {
         k: frozenset(p)
-        for k, p in session.execute(
-            select(_roles.c.key, _roles.c.permissions).where(_roles.c.deleted_at.is_(None))
-        )
+        for k, p in session.execute(select(_roles.c.key, _roles.c.permissions).where(core.live(_roles)))
     }
     if tenant_id is not None:
         # Explicit tenant condition: the answer (and what is cached) must not depend on the tenant
@@ -73,9 +71,7 @@ def custom_roles(session: Session, tenant_id: uuid.UUID | None) -> dict[str, fro
             out |= {
                 k: frozenset(p)
                 for k, p in session.execute(
-                    select(_troles.c.key, _troles.c.permissions).where(
-                        _troles.c.tenant_id == tenant_id, _troles.c.deleted_at.is_(None)
-                    )
+                    select(_troles.c.key, _troles.c.permissions).where(core.in_tenant(_troles, tenant_id))
                 )
             }
     cache.put(session, key, out)
@@ -112,7 +108,7 @@ def user_groups(session: Session, user_id: uuid.UUID) -> list[uuid.UUID]:
         session.scalars(
             select(_gm.c.group_id)
             .join(_groups, _groups.c.id == _gm.c.group_id)
-            .where(_gm.c.user_id == user_id, _groups.c.deleted_at.is_(None))
+            .where(_gm.c.user_id == user_id, core.live(_groups))
         )
     )
     cache.put(session, key, groups)
@@ -135,9 +131,7 @@ def is_member(session: Session, user_id: uuid.UUID, tenant_id: uuid.UUID) -> boo
     with scoping.cross_tenant(session):
         member = (
             session.scalar(
-                select(_m.c.id)
-                .where(_m.c.tenant_id == tenant_id, _m.c.user_id == user_id, _m.c.deleted_at.is_(None))
-                .limit(1)
+                select(_m.c.id).where(core.in_tenant(_m, tenant_id), _m.c.user_id == user_id).limit(1)
             )
             is not None
         )
@@ -148,14 +142,14 @@ def is_member(session: Session, user_id: uuid.UUID, tenant_id: uuid.UUID) -> boo
 def ancestors(session: Session, tenant_id: uuid.UUID, resource_id: uuid.UUID) -> list[uuid.UUID]:
     """The resource and its parents, nearest first (a recursive CTE inside one tenant)."""
     base = select(_r.c.id, _r.c.parent_id, literal(0).label("depth")).where(
-        _r.c.tenant_id == tenant_id, _r.c.id == resource_id, _r.c.deleted_at.is_(None)
+        core.in_tenant(_r, tenant_id), _r.c.id == resource_id
     )
     cte = base.cte("chain", recursive=True)
     parent = _r.alias("parent")
     cte = cte.union_all(
         select(parent.c.id, parent.c.parent_id, (cte.c.depth + 1).label("depth"))
         .join(cte, parent.c.id == cte.c.parent_id)
-        .where(parent.c.tenant_id == tenant_id, parent.c.deleted_at.is_(None), cte.c.depth < 64)
+        .where(core.in_tenant(parent, tenant_id), cte.c.depth < 64)
     )
     with scoping.cross_tenant(session):  # explicit tenant conditions; see `custom_roles`
         return list(session.scalars(select(cte.c.id).order_by(cte.c.depth)))
@@ -203,8 +197,7 @@ def gather(
     with scoping.cross_tenant(session):
         rows = session.execute(
             select(_g.c.id, _g.c.role_key, _g.c.principal_type, _g.c.principal_id, _g.c.resource_id).where(
-                _g.c.tenant_id == tenant_id,
-                _g.c.deleted_at.is_(None),
+                core.in_tenant(_g, tenant_id),
                 scope_cond,
                 _principal_match(_g, user_id, groups),
             )
@@ -462,21 +455,18 @@ def _granted_subtree(
     roles = roles_with(session, perm, tenant_id)
     groups = user_groups(session, user_id)
     granted = select(_g.c.resource_id).where(
-        _g.c.tenant_id == tenant_id,
-        _g.c.deleted_at.is_(None),
+        core.in_tenant(_g, tenant_id),
         _g.c.resource_id.is_not(None),
         _g.c.role_key.in_(roles),
         _principal_match(_g, user_id, groups),
     )
-    base = select(_r.c.id).where(_r.c.tenant_id == tenant_id, _r.c.id.in_(granted), _r.c.deleted_at.is_(None))
+    base = select(_r.c.id).where(core.in_tenant(_r, tenant_id), _r.c.id.in_(granted))
     # One statement may hold several of these (one per resource type, alias and ceiling): each
     # CTE needs its own name.
     tree = base.cte(f"{name}_{perm.replace('.', '_')}", recursive=True)
     child = _r.alias("child")
     tree = tree.union_all(
-        select(child.c.id)
-        .join(tree, child.c.parent_id == tree.c.id)
-        .where(child.c.tenant_id == tenant_id, child.c.deleted_at.is_(None))
+        select(child.c.id).join(tree, child.c.parent_id == tree.c.id).where(core.in_tenant(child, tenant_id))
     )
     return column.in_(select(tree.c.id))
 

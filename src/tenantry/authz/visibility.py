@@ -10,7 +10,8 @@ from sqlalchemy.orm import Session
 from tenantry.authz.catalog import Perm
 from tenantry.authz.engine import caller_limit, check, is_member, mark_decided
 from tenantry.authz.principal import Principal
-from tenantry.db.tables import Membership, Tenant
+from tenantry.db import core
+from tenantry.db.tables import Tenant
 
 
 def sees_all_tenants(session: Session, principal: Principal) -> bool:
@@ -46,5 +47,5 @@ def tenant_filter(session: Session, principal: Principal) -> ColumnElement[bool]
 def _member_tenants(principal: Principal):  # type: ignore[no-untyped-def]
     # Core table, not the mapped class: the membership subquery must span tenants, and it
     # is narrowed to the principal's own user id right here.
-    m = Membership.__table__
-    return select(m.c.tenant_id).where(m.c.user_id == principal.user_id, m.c.deleted_at.is_(None))
+    m = core.memberships
+    return select(m.c.tenant_id).where(m.c.user_id == principal.user_id, core.live(m))

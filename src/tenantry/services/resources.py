@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from tenantry.authz import engine as authz_engine
 from tenantry.authz.catalog import resource_perm
+from tenantry.db import core
 from tenantry.db.tables import Grant, Resource, ResourceType, ResourceUniqueValue
 from tenantry.errors import Conflict, Invalid, NotFound, PreconditionFailed
 from tenantry.services import audit, resource_types, trash
@@ -299,15 +300,13 @@ def update_resource(
 
 def _subtree(ctx: ServiceContext, r: Resource) -> list[uuid.UUID]:
     """The resource and all its descendants (one recursive query)."""
-    res = Resource.__table__
+    res = core.resources
     tid = _tenant_id(ctx)
     base = select(res.c.id).where(res.c.tenant_id == tid, res.c.id == r.id)
     tree = base.cte("subtree", recursive=True)
     child = res.alias("child")
     tree = tree.union_all(
-        select(child.c.id)
-        .join(tree, child.c.parent_id == tree.c.id)
-        .where(child.c.tenant_id == tid, child.c.deleted_at.is_(None))
+        select(child.c.id).join(tree, child.c.parent_id == tree.c.id).where(core.in_tenant(child, tid))
     )
     return list(ctx.session.scalars(select(tree.c.id)))
 

@@ -11,7 +11,7 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from tenantry.authz import Perm, visibility
-from tenantry.db import scoping
+from tenantry.db import core, scoping
 from tenantry.db.base import Base as _Base
 from tenantry.db.base import SoftDeletable, TenantOwned
 from tenantry.db.tables import ApiKey, DeletionBatch, Membership, Resource, Tenant
@@ -146,18 +146,12 @@ def counts(session: Session, tenant_ids: list[uuid.UUID]) -> dict[uuid.UUID, tup
 
 def view(ctx: ServiceContext, tenant: Tenant) -> TenantView:
     """One tenant with its counts: a single statement of two scalar subqueries."""
-    m, r = Membership.__table__, Resource.__table__
+    m, r = core.memberships, core.resources
     with scoping.in_tenant(ctx.session, tenant.id):
         row = ctx.session.execute(
             select(
-                select(func.count())
-                .select_from(m)
-                .where(m.c.tenant_id == tenant.id, m.c.deleted_at.is_(None))
-                .scalar_subquery(),
-                select(func.count())
-                .select_from(r)
-                .where(r.c.tenant_id == tenant.id, r.c.deleted_at.is_(None))
-                .scalar_subquery(),
+                select(func.count()).select_from(m).where(core.in_tenant(m, tenant.id)).scalar_subquery(),
+                select(func.count()).select_from(r).where(core.in_tenant(r, tenant.id)).scalar_subquery(),
             )
         ).one()
     return TenantView(tenant, row[0], row[1])

@@ -10,8 +10,8 @@ import segno
 from sqlalchemy import select, update
 
 from tenantry.authz.engine import require_session
-from tenantry.db import scoping
-from tenantry.db.tables import AuthSession, Membership, Tenant, User
+from tenantry.db import core, scoping
+from tenantry.db.tables import AuthSession, Tenant, User
 from tenantry.db.types import utcnow
 from tenantry.errors import Conflict, Invalid, Unauthenticated
 from tenantry.security import tokens
@@ -130,12 +130,12 @@ def regenerate_recovery_codes(ctx: ServiceContext, *, code: str) -> list[str]:
 
 def requires_2fa(ctx: ServiceContext, user: User) -> bool:
     """True when any tenant the user belongs to demands 2FA."""
-    m = Membership.__table__
+    m = core.memberships
     stmt = (
         select(Tenant.id)
         .where(
             Tenant.require_2fa.is_(True),
-            Tenant.id.in_(select(m.c.tenant_id).where(m.c.user_id == user.id, m.c.deleted_at.is_(None))),
+            Tenant.id.in_(select(m.c.tenant_id).where(m.c.user_id == user.id, core.live(m))),
         )
         .limit(1)
     )

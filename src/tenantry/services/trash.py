@@ -17,9 +17,9 @@ from sqlalchemy.exc import IntegrityError
 from tenantry.authz import Perm, visibility
 from tenantry.authz import cache as authz_cache
 from tenantry.authz import engine as authz_engine
-from tenantry.db import scoping
+from tenantry.db import core, scoping
 from tenantry.db.base import Base, SoftDeletable
-from tenantry.db.tables import DeletionBatch, Membership, Resource, ResourceUniqueValue
+from tenantry.db.tables import DeletionBatch
 
 __all__ = ["DeletionBatch", "Family", "list_batches", "move_to_trash", "purge_batch", "restore_batch"]
 from tenantry.db.types import utcnow
@@ -154,7 +154,7 @@ def get_batch(ctx: ServiceContext, batch_id: uuid.UUID, *, perm: str) -> Deletio
 def _conflicts(ctx: ServiceContext, batch_id: uuid.UUID) -> list[str]:
     """Unique values taken meanwhile by live rows: restoring would break them."""
     out: list[str] = []
-    uv, live = ResourceUniqueValue.__table__, ResourceUniqueValue.__table__.alias("live")
+    uv, live = core.resource_unique_values, core.resource_unique_values.alias("live")
     rows = ctx.session.execute(
         select(uv.c.field, uv.c.value, live.c.resource_id)
         .join(
@@ -163,24 +163,22 @@ def _conflicts(ctx: ServiceContext, batch_id: uuid.UUID) -> list[str]:
             & (live.c.type == uv.c.type)
             & (live.c.field == uv.c.field)
             & (live.c.value == uv.c.value)
-            & live.c.deleted_at.is_(None),
+            & core.live(live),
         )
         .where(uv.c.deletion_batch_id == batch_id)
         .limit(5)
     )
     out += [f"{f}={v} is now used by resource {rid}" for f, v, rid in rows]
-    m, lm = Membership.__table__, Membership.__table__.alias("live_m")
+    m, lm = core.memberships, core.memberships.alias("live_m")
     rows = ctx.session.execute(
         select(m.c.user_id)
-        .join(
-            lm, (lm.c.tenant_id == m.c.tenant_id) & (lm.c.user_id == m.c.user_id) & lm.c.deleted_at.is_(None)
-        )
+        .join(lm, core.in_tenant(lm, m.c.tenant_id) & (lm.c.user_id == m.c.user_id))
         .where(m.c.deletion_batch_id == batch_id)
         .limit(5)
     )
     out += [f"user {uid} is a member again" for (uid,) in rows]
     # A resource whose parent went to the trash in another batch would come back as an orphan.
-    r, parent = Resource.__table__, Resource.__table__.alias("parent")
+    r, parent = core.resources, core.resources.alias("parent")
     rows = ctx.session.execute(
         select(r.c.id, r.c.parent_id)
         .join(parent, (parent.c.tenant_id == r.c.tenant_id) & (parent.c.id == r.c.parent_id))
@@ -272,7 +270,7 @@ def _purge_rows(ctx: ServiceContext, batch_id: uuid.UUID) -> dict[str, int]:
                 purged[kind_name(model)] = n
     # Purging a parent cascades to children trashed earlier in batches of their own: those
     # batches now hold nothing, so they are purged too rather than listed as restorable.
-    res = Resource.__table__
+    res = core.resources
     with scoping.cross_tenant(ctx.session), scoping.include_deleted(ctx.session):
         ctx.session.execute(
             update(DeletionBatch)

@@ -11,7 +11,7 @@ from sqlalchemy import Select, func, select, update
 from tenantry.authz import Perm
 from tenantry.authz import cache as authz_cache
 from tenantry.authz.engine import require_authenticated, require_superadmin
-from tenantry.db import scoping
+from tenantry.db import core, scoping
 from tenantry.db.tables import ApiKey, DeletionBatch, Grant, Membership, Tenant, User, UserToken
 from tenantry.db.types import utcnow
 from tenantry.errors import Conflict, Invalid, NotFound
@@ -118,8 +118,8 @@ def resend_invitation(ctx: ServiceContext, user: User) -> None:
 
 
 def _tenant_filter(tenant_id: uuid.UUID) -> Any:
-    m = Membership.__table__
-    return User.id.in_(select(m.c.user_id).where(m.c.tenant_id == tenant_id, m.c.deleted_at.is_(None)))
+    m = core.memberships
+    return User.id.in_(select(m.c.user_id).where(core.in_tenant(m, tenant_id)))
 
 
 def list_users(
@@ -261,16 +261,12 @@ def restore_user(ctx: ServiceContext, user: User) -> User:
 
 def user_tenants(ctx: ServiceContext, user_id: uuid.UUID) -> list[tuple[Tenant, list[str]]]:
     """The live tenants a user belongs to, each with the user's tenant-level role keys."""
-    m, g = Membership.__table__, Grant.__table__
+    m, g = core.memberships, core.grants
     with scoping.cross_tenant(ctx.session):
         tenants = list(
             ctx.session.scalars(
                 select(Tenant)
-                .where(
-                    Tenant.id.in_(
-                        select(m.c.tenant_id).where(m.c.user_id == user_id, m.c.deleted_at.is_(None))
-                    )
-                )
+                .where(Tenant.id.in_(select(m.c.tenant_id).where(m.c.user_id == user_id, core.live(m))))
                 .order_by(Tenant.slug)
             )
         )
@@ -281,7 +277,7 @@ def user_tenants(ctx: ServiceContext, user_id: uuid.UUID) -> list[tuple[Tenant, 
                 g.c.principal_type == "user",
                 g.c.principal_id == user_id,
                 g.c.resource_id.is_(None),
-                g.c.deleted_at.is_(None),
+                core.live(g),
                 g.c.tenant_id.in_(list(roles)),
             )
             .order_by(g.c.role_key)
