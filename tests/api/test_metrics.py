@@ -190,11 +190,9 @@ def test_serve_with_two_workers_metrics_sums_both(tmp_path):
     assert init.returncode == 0, init.stdout + init.stderr
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
+    log = (tmp_path / "serve.log").open("w")  # a file, not a pipe nobody reads (it could fill up)
     proc = subprocess.Popen(
-        [*cmd, "serve", "--port", str(port), "--workers", "2"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        [*cmd, "serve", "--port", str(port), "--workers", "2"], env=env, stdout=log, stderr=log
     )
     answered = 0
     try:
@@ -207,7 +205,7 @@ def test_serve_with_two_workers_metrics_sums_both(tmp_path):
             except httpx.TransportError:
                 time.sleep(0.2)
         else:
-            pytest.fail("server did not start")
+            pytest.fail("server did not start: " + (tmp_path / "serve.log").read_text())
 
         def one(_: int) -> int:
             with httpx.Client(timeout=5) as c:  # a new connection each time, any worker may take it
@@ -231,4 +229,5 @@ def test_serve_with_two_workers_metrics_sums_both(tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+        log.close()
     assert list(tmp.glob("tenantry-metrics-*")) == []  # removed at exit
