@@ -37,8 +37,11 @@ def readyz(request: Request) -> dict[str, str] | Response:
     "/metrics",
     response_class=Response,
     responses={
-        200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"},
-        404: {"description": "Not an allowed scraper (the same answer as an unknown path)"},
+        200: {"content": {"text/plain": {}}, "description": "Prometheus text format"},
+        404: {
+            "content": {"application/problem+json": {}},
+            "description": "Not an allowed scraper (the same answer as an unknown path)",
+        },
     },
 )
 def metrics(request: Request) -> Response:
