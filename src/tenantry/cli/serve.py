@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+
 import typer
 import uvicorn
 
@@ -11,16 +15,29 @@ from tenantry.cli.common import settings
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on"),
     port: int = typer.Option(8000, help="Port to listen on"),
-    workers: int = typer.Option(1, help="Worker processes"),
+    workers: int = typer.Option(1, min=1, help="Worker processes"),
 ) -> None:
     """Serve the API (and, in later releases, the console) with uvicorn."""
     settings()  # fail early, naming the bad variable
-    uvicorn.run(
-        "tenantry.api.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="warning",
-        access_log=False,
-    )
+    metrics_dir = None
+    if workers > 1:
+        # Every worker counts its own requests. prometheus_client's multiprocess mode makes them
+        # write to files in one directory, which /metrics sums. A fresh directory per start (old
+        # files would add a previous run's counts), set before the workers import anything.
+        metrics_dir = tempfile.mkdtemp(prefix="tenantry-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        uvicorn.run(
+            "tenantry.api.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="warning",
+            access_log=False,
+            server_header=False,  # no "server: uvicorn" banner
+        )
+    finally:
+        if metrics_dir is not None:
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+            shutil.rmtree(metrics_dir, ignore_errors=True)

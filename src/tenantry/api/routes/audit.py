@@ -8,7 +8,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
@@ -39,6 +39,22 @@ CSV_COLUMNS = [
     "user_agent",
     "request_id",
 ]
+
+
+# A cell starting with one of these is a formula to Excel, LibreOffice or Google Sheets
+# (OWASP "CSV injection"); tab and CR are stripped by some importers, exposing the next character.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value: Any) -> Any:
+    """A text cell that a spreadsheet would run as a formula, prefixed with `'` so it stays text.
+
+    Anyone can put such text into the log (a user agent, a resource name), and an auditor opens
+    the export in a spreadsheet. Non-text values (numbers, None) are left as they are.
+    """
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def audit_filter(
@@ -86,7 +102,8 @@ def _stream(request: Request, ctx: ServiceContext, flt: audit.AuditFilter, fmt: 
                     continue
                 buf = io.StringIO()
                 csv.writer(buf).writerow(
-                    [
+                    csv_safe(cell)
+                    for cell in [
                         d["id"],
                         d["occurred_at"],
                         d["tenant_id"],

@@ -1,12 +1,18 @@
-"""Liveness, readiness and Prometheus metrics: public by design."""
+"""Liveness and readiness (public by design) and Prometheus metrics (allowed scrapers only)."""
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
+import os
+
 from fastapi import APIRouter, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
 from sqlalchemy import text
+from starlette.exceptions import HTTPException
 
 from tenantry.api.problems import problem
+from tenantry.config import Settings
 
 router = APIRouter(tags=["health"])
 PUBLIC_PATHS = {"/healthz", "/readyz", "/metrics"}
@@ -27,6 +33,50 @@ def readyz(request: Request) -> dict[str, str] | Response:
     return {"status": "ready"}
 
 
-@router.get("/metrics")
-def metrics() -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/plain": {}}, "description": "Prometheus text format"},
+        404: {
+            "content": {"application/problem+json": {}},
+            "description": "Not an allowed scraper (the same answer as an unknown path)",
+        },
+    },
+)
+def metrics(request: Request) -> Response:
+    if not metrics_allowed(request, request.app.state.settings):
+        # 404, exactly like an unknown path: a scanner learns nothing, not even that it exists.
+        raise HTTPException(404)
+    return Response(generate_latest(_registry()), media_type=CONTENT_TYPE_LATEST)
+
+
+def metrics_allowed(request: Request, settings: Settings) -> bool:
+    """The metrics token (TENANTRY_METRICS_TOKEN) or a peer in TENANTRY_METRICS_ALLOW."""
+    token = settings.metrics_token
+    if token is not None:
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(
+            given.strip().encode(), token.get_secret_value().encode()
+        ):
+            return True
+    if "forwarded" in request.headers or "x-forwarded-for" in request.headers:
+        # Relayed by a proxy: the peer address is the proxy's (often loopback), not the caller's.
+        return False
+    try:
+        peer = ipaddress.ip_address(request.client.host if request.client else "")
+    except ValueError:
+        return False
+    if isinstance(peer, ipaddress.IPv6Address) and peer.ipv4_mapped is not None:
+        peer = peer.ipv4_mapped  # ::ffff:127.0.0.1 on a dual-stack socket
+    return any(peer in network for network in settings.metrics_allow)
+
+
+def _registry() -> CollectorRegistry:
+    """Several worker processes (`tenantry serve --workers N`) write their samples to files in
+    PROMETHEUS_MULTIPROC_DIR; the answer then sums all of them, whichever worker serves it."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return registry
+    return REGISTRY
