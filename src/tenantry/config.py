@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import secrets
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class ConfigError(RuntimeError):
@@ -44,6 +47,8 @@ class Settings(BaseSettings):
     api_key_max_days: int = Field(default=365, ge=1)
     invitation_days: int = Field(default=7, ge=1)
     password_reset_minutes: int = Field(default=60, ge=5)
+    # Reset mails per address and hour; further requests get the same answer and no mail.
+    password_reset_max_per_hour: int = Field(default=3, ge=1)
     # Brute force: free attempts per account before delays grow (1 s, 2 s, 4 s, … up to the cap),
     # the hard stop (NIST: at most 100 consecutive failures), and the per-address window.
     login_free_failures: int = Field(default=5, ge=1)
@@ -51,6 +56,8 @@ class Settings(BaseSettings):
     login_lock_after: int = Field(default=100, ge=2, le=100)
     login_ip_max_failures: int = Field(default=50, ge=1)
     login_ip_window_seconds: int = Field(default=900, ge=1)
+    # Reverse proxies whose X-Forwarded-For is believed (addresses or CIDRs, comma-separated).
+    trusted_proxies: Annotated[list[IPNetwork], NoDecode] = Field(default_factory=list)
     smtp_timeout_seconds: float = Field(default=10.0, gt=0)
     mail_max_attempts: int = Field(default=8, ge=1)
     trash_retention_days: int = Field(default=30, ge=0)
@@ -76,6 +83,18 @@ class Settings(BaseSettings):
         if value and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        """`10.0.0.1, 192.168.0.0/16, ::1` → networks; a host address is its own /32 (/128)."""
+        items = value.replace(",", " ").split() if isinstance(value, str) else value
+        if not isinstance(items, list | tuple | set):
+            return value
+        try:
+            return [ipaddress.ip_network(str(item).strip(), strict=False) for item in items]
+        except ValueError as exc:
+            raise ValueError(f"not an IP address or network: {exc}") from None
 
     @field_validator("public_url")
     @classmethod

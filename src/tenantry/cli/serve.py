@@ -23,4 +23,7 @@ def serve(
         workers=workers,
         log_level="warning",
         access_log=False,
+        # X-Forwarded-For is judged by the app against TENANTRY_TRUSTED_PROXIES (default none);
+        # uvicorn's own handling would trust 127.0.0.1 behind our back.
+        proxy_headers=False,
     )
