@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class ConfigError(RuntimeError):
@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     api_key_max_days: int = Field(default=365, ge=1)
     invitation_days: int = Field(default=7, ge=1)
     password_reset_minutes: int = Field(default=60, ge=5)
+    # Reset mails per address and hour; further requests get the same answer and no mail.
+    password_reset_max_per_hour: int = Field(default=3, ge=1)
     # Brute force: free attempts per account before delays grow (1 s, 2 s, 4 s, … up to the cap),
     # the hard stop (NIST: at most 100 consecutive failures), and the per-address window.
     login_free_failures: int = Field(default=5, ge=1)
@@ -54,12 +56,14 @@ class Settings(BaseSettings):
     login_lock_after: int = Field(default=100, ge=2, le=100)
     login_ip_max_failures: int = Field(default=50, ge=1)
     login_ip_window_seconds: int = Field(default=900, ge=1)
+    # Reverse proxies whose X-Forwarded-For is believed (addresses or CIDRs, comma-separated).
+    trusted_proxies: Annotated[tuple[IPNetwork, ...], NoDecode] = ()
     smtp_timeout_seconds: float = Field(default=10.0, gt=0)
     mail_max_attempts: int = Field(default=8, ge=1)
     trash_retention_days: int = Field(default=30, ge=0)
     # Who may read /metrics: peers in these addresses/networks (comma-separated; empty = nobody
     # by address), or anyone sending `Authorization: Bearer <metrics_token>`.
-    metrics_allow: Annotated[tuple[Network, ...], NoDecode] = (
+    metrics_allow: Annotated[tuple[IPNetwork, ...], NoDecode] = (
         ipaddress.ip_network("127.0.0.1/32"),
         ipaddress.ip_network("::1/128"),
     )
@@ -87,13 +91,15 @@ class Settings(BaseSettings):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
 
-    @field_validator("metrics_allow", mode="before")
+    @field_validator("metrics_allow", "trusted_proxies", mode="before")
     @classmethod
-    def _networks(cls, value: Any) -> tuple[Network, ...]:
-        """`10.0.0.0/8, 192.0.2.7, ::1` → networks; a host address is its own /32 or /128."""
-        if isinstance(value, str):
-            value = [part.strip() for part in value.split(",") if part.strip()]
-        return tuple(ipaddress.ip_network(item) for item in value)  # "10.0.0.1/8" is refused
+    def _networks(cls, value: Any) -> tuple[IPNetwork, ...]:
+        """`10.0.0.0/8, 192.0.2.7 ::1` → networks; a host address is its own /32 or /128."""
+        items = value.replace(",", " ").split() if isinstance(value, str) else value
+        try:
+            return tuple(ipaddress.ip_network(str(item).strip()) for item in items)  # "10.0.0.1/8" is refused
+        except ValueError as exc:
+            raise ValueError(f"not an IP address or network: {exc}") from None
 
     @field_validator("metrics_token", mode="before")
     @classmethod

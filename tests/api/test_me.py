@@ -218,7 +218,9 @@ def test_change_password_wrong_current_422_invalid_password(api, client, db, per
     body = _problem(r, 422, "invalid_password")
     assert body["field"] == "current_password"
     assert client.get(ME, headers=_auth(other)).status_code == 200
-    assert _all_audit(db) == before
+    # Nothing changed; only the failed check is recorded (it counts like a failed sign-in).
+    assert _all_audit(db) == before + 1
+    assert _audit_count(db, "auth.reauth_failed") == 1
     assert login_token(db, "acme.member@example.com", PASSWORD)
 
 

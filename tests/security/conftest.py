@@ -43,7 +43,8 @@ def settings_env(app: FastAPI) -> Iterator[SetEnv]:
 
 @pytest.fixture
 def frozen_auth_clock(monkeypatch: pytest.MonkeyPatch) -> datetime:
-    """Stop the sign-in service's clock, so growing delays (1 s, 2 s, …) never run out mid-test."""
+    """Stop the sign-in clocks (auth, throttle): growing delays (1 s, 2 s, …) never run out mid-test."""
     now = datetime.now(UTC).replace(microsecond=0)
     monkeypatch.setattr("tenantry.services.auth.utcnow", lambda: now)
+    monkeypatch.setattr("tenantry.services.throttle.utcnow", lambda: now)
     return now

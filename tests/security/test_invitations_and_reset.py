@@ -7,6 +7,7 @@ from datetime import timedelta
 from email import message_from_bytes, policy
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
 from tenantry.db.tables import OutboxMessage, User, UserToken
@@ -424,3 +425,96 @@ def test_mail_links_use_the_public_url_given_to_create_app(backend, clean_db, pe
         assert _forgot(c, MEMBER).status_code == 202
     [mail] = outbox(clean_db, to=MEMBER)
     assert "https://console.example.test/reset-password?token=" in mail.body_text
+
+
+# --- forgot-password: a few mails per address and hour -------------------------------------------
+
+
+def test_forgot_password_at_most_3_mails_an_hour_same_answer_after(client, personas, clean_db):
+    answers = [_forgot(client, MEMBER) for _ in range(3)]
+    assert len(outbox(clean_db, to=MEMBER, kind="password_reset")) == 3
+    fourth = _forgot(client, MEMBER)
+    unknown = _forgot(client, "nobody-at-all@example.com")
+    assert fourth.status_code == unknown.status_code == answers[0].status_code == 202
+    assert fourth.json() == unknown.json() == answers[0].json()
+    assert len(outbox(clean_db, to=MEMBER, kind="password_reset")) == 3  # no fourth mail
+    # The last link sent stays valid: a limited request does not invalidate it.
+    assert _reset(client, _latest_token(clean_db, MEMBER, "password_reset")).status_code == 204
+    # Other addresses have their own allowance.
+    assert _forgot(client, "acme.admin@example.com").status_code == 202
+    assert len(outbox(clean_db, to="acme.admin@example.com", kind="password_reset")) == 1
+
+
+def test_forgot_password_allowance_comes_back_after_an_hour(client, personas, clean_db, settings_env):
+    settings_env(PASSWORD_RESET_MAX_PER_HOUR=1)
+    _forgot(client, MEMBER)
+    _forgot(client, MEMBER)
+    assert len(outbox(clean_db, to=MEMBER, kind="password_reset")) == 1
+    with clean_db.unit_of_work() as session:
+        session.execute(update(UserToken).values(created_at=utcnow() - timedelta(minutes=61)))
+    _forgot(client, MEMBER)
+    assert len(outbox(clean_db, to=MEMBER, kind="password_reset")) == 2
+
+
+def test_forgot_password_parallel_requests_never_pass_the_limit(app, personas, clean_db):
+    statuses = in_parallel(8, lambda: _forgot(TestClient(app), MEMBER).status_code)
+    assert statuses == [202] * 8
+    assert len(outbox(clean_db, to=MEMBER, kind="password_reset")) == 3
+
+
+# --- changing the password inside a session --------------------------------------------------------
+
+
+def _change(client, token: str, current: str, new: str = NEW_PASSWORD):
+    return client.post(
+        "/api/v1/me/password", json={"current_password": current, "new_password": new}, headers=bearer(token)
+    )
+
+
+def test_password_change_ends_the_other_sessions_and_keeps_this_one(client, personas):
+    token = personas.tokens["acme_member"]
+    other = login(client, MEMBER).json()["token"]
+    assert _change(client, token, PASSWORD).status_code == 204
+    assert client.get("/api/v1/me", headers=bearer(other)).status_code == 401
+    assert client.get("/api/v1/me", headers=bearer(token)).status_code == 200
+    assert login(client, MEMBER, NEW_PASSWORD).status_code == 200
+
+
+def test_password_change_wrong_current_password_429_after_the_free_failures(
+    client, app, personas, frozen_auth_clock
+):
+    """A stolen session is no free oracle for the password: the sign-in throttle applies."""
+    free = app.state.settings.login_free_failures
+    token = personas.tokens["acme_member"]
+    for i in range(free):
+        r = _change(client, token, f"not-the-password-{i}")
+        assert r.status_code == 422, r.text
+        assert code_of(r) == "invalid_password"
+    limited = _change(client, token, "not-the-password-either")
+    assert limited.status_code == 429
+    assert code_of(limited) == "rate_limited"
+    assert int(limited.headers["Retry-After"]) > 0
+    # The right password is turned away unchecked while waiting, and so is a sign-in.
+    assert _change(client, token, PASSWORD).status_code == 429
+    assert login(client, MEMBER).status_code == 429
+    assert login(client, MEMBER, NEW_PASSWORD).status_code == 429
+
+
+def test_password_change_wrong_current_passwords_lock_the_account(client, personas, clean_db, settings_env):
+    settings_env(LOGIN_LOCK_AFTER=3, LOGIN_FREE_FAILURES=10)
+    token = personas.tokens["acme_member"]
+    assert [_change(client, token, f"wrong-{i}").status_code for i in range(3)] == [422] * 3
+    assert code_of(_change(client, token, PASSWORD)) == "account_locked"
+    assert len(outbox(clean_db, to=MEMBER, kind="lockout")) == 1
+
+
+def test_password_change_weak_new_password_does_not_count_as_a_failure(
+    client, app, personas, frozen_auth_clock
+):
+    free = app.state.settings.login_free_failures
+    token = personas.tokens["acme_member"]
+    for _ in range(free + 2):
+        r = _change(client, token, PASSWORD, new="short")
+        assert r.status_code == 422
+        assert code_of(r) != "invalid_password"
+    assert _change(client, token, PASSWORD).status_code == 204

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import secrets
+import threading
+from ipaddress import ip_network
+from types import SimpleNamespace
 
 import pytest
 from fastapi.testclient import TestClient
@@ -11,6 +14,7 @@ from sqlalchemy import select
 
 from tenantry.config import load_settings
 from tenantry.db.tables import LoginThrottle, User
+from tenantry.security.passwords import hash_password, needs_rehash
 from tenantry.services import auth, throttle
 from tests.personas import PASSWORD
 from tests.security.helpers import (
@@ -302,3 +306,131 @@ def test_login_right_password_awaiting_totp_does_not_lock_the_account(client, pe
     assert code_of(login(client, MEMBER)) == "totp_required"  # the third attempt, right password
     r = login(client, MEMBER, totp_code=totp_code(secret, 1))
     assert r.status_code == 200, r.text
+
+
+# --- per client address under concurrency --------------------------------------------------------
+
+
+def _parallel_wrong_logins(app, address: str, n: int) -> list[int]:
+    """`n` failed sign-ins released at once from one address, each for another email."""
+    emails = iter([f"burst-{i}-{secrets.token_hex(3)}@example.com" for i in range(n)])
+    lock = threading.Lock()
+
+    def attempt() -> int:
+        with lock:
+            email = next(emails)
+        c = TestClient(app, client=(address, 40000), raise_server_exceptions=False)
+        return login(c, email, "parallel-wrong-guess").status_code
+
+    return in_parallel(n, attempt)
+
+
+def test_login_per_address_limit_holds_under_a_parallel_burst(app, personas, settings_env):
+    """Check and count are one step: a burst cannot all pass the check before any is counted."""
+    settings_env(LOGIN_IP_MAX_FAILURES=4)
+    statuses = _parallel_wrong_logins(app, "203.0.113.77", 20)
+    assert set(statuses) <= {401, 429}, statuses
+    assert statuses.count(401) == 4
+    # The right password from that address is turned away too, until the window passes.
+    assert login(TestClient(app, client=("203.0.113.77", 40000)), MEMBER).status_code == 429
+
+
+def test_login_per_address_limit_holds_under_a_parallel_burst_through_redis(app, personas, settings_env):
+    url = os.environ.get("TENANTRY_TEST_REDIS_URL")
+    if not url:
+        pytest.skip("TENANTRY_TEST_REDIS_URL is not set")
+    import redis
+
+    address = f"redis-burst-{secrets.token_hex(6)}"
+    r = redis.Redis.from_url(url)
+    key = f"tenantry:login-fail:{address}"
+    r.delete(key)
+    try:
+        settings_env(REDIS_URL=url, LOGIN_IP_MAX_FAILURES=4)
+        assert isinstance(throttle.limiter(app.state.settings), throttle.RedisLimiter)
+        statuses = _parallel_wrong_logins(app, address, 20)
+        assert set(statuses) <= {401, 429}, statuses
+        assert statuses.count(401) == 4
+        assert r.zcard(key) == 4
+    finally:
+        r.delete(key)
+        r.close()
+
+
+def test_login_successes_and_totp_prompts_do_not_use_up_the_address_limit(
+    client, app, personas, settings_env
+):
+    settings_env(LOGIN_IP_MAX_FAILURES=2)
+    c = TestClient(app, client=("203.0.113.78", 40000))
+    for _ in range(4):
+        assert login(c, MEMBER).status_code == 200
+    assert [login(c, f"nobody-{i}@example.com", "wrong").status_code for i in range(3)] == [401, 401, 429]
+
+
+# --- X-Forwarded-For ---------------------------------------------------------------------------
+
+
+def _spoofed(c: TestClient, email: str, password: str, forwarded_for: str):
+    return c.post(
+        "/api/v1/auth/login",
+        json={"email": email, "password": password},
+        headers={"X-Forwarded-For": forwarded_for},
+    )
+
+
+@pytest.mark.parametrize("trusted", [None, "10.0.0.0/8"], ids=["no-proxies", "peer-not-a-proxy"])
+def test_login_forwarded_for_from_an_untrusted_peer_is_ignored(app, personas, settings_env, trusted):
+    settings_env(LOGIN_IP_MAX_FAILURES=3, TRUSTED_PROXIES=[ip_network(trusted)] if trusted else [])
+    attacker = TestClient(app, client=("203.0.113.9", 40000))
+    for i in range(3):
+        # A fresh made-up address every time: it must not buy a fresh per-address budget.
+        assert _spoofed(attacker, f"guess-{i}@example.com", "wrong", f"198.51.100.{i + 1}").status_code == 401
+    blocked = _spoofed(attacker, MEMBER, PASSWORD, "198.51.100.200")
+    assert blocked.status_code == 429
+    assert code_of(blocked) == "rate_limited"
+
+
+def test_login_forwarded_for_from_a_trusted_proxy_names_the_client(app, personas, settings_env):
+    settings_env(LOGIN_IP_MAX_FAILURES=3, TRUSTED_PROXIES=[ip_network("10.0.0.0/8")])
+    proxy = TestClient(app, client=("10.1.2.3", 40000))
+    for i in range(3):
+        # The client may prepend anything; the proxy appended the real address at the right.
+        spoof = f"192.0.2.{i + 1}, 198.51.100.7"
+        assert _spoofed(proxy, f"guess-{i}@example.com", "wrong", spoof).status_code == 401
+    blocked = _spoofed(proxy, MEMBER, PASSWORD, "198.51.100.7")
+    assert blocked.status_code == 429
+    # Another client behind the same proxy (even one more proxy hop away) is its own address.
+    other = _spoofed(proxy, MEMBER, PASSWORD, "198.51.100.8, 10.9.9.9")
+    assert other.status_code == 200, other.text
+    sessions = proxy.get("/api/v1/me/sessions", headers=bearer(other.json()["token"])).json()
+    assert [s["ip"] for s in sessions if s["current"]] == ["198.51.100.8"]
+
+
+# --- password hashes follow the configured parameters ------------------------------------------
+
+
+def test_login_rehashes_a_password_hashed_with_other_argon2_parameters(client, app, personas, clean_db):
+    settings = app.state.settings
+    old = hash_password(PASSWORD, SimpleNamespace(argon2_time_cost=2, argon2_memory_kib=2048))
+    assert "m=2048,t=2" in old
+    with clean_db.unit_of_work() as session:
+        session.scalar(select(User).where(User.email == MEMBER)).password_hash = old
+    assert needs_rehash(old, settings)
+
+    assert login(client, MEMBER).status_code == 200
+    with clean_db.unit_of_work() as session:
+        stored = session.scalar(select(User.password_hash).where(User.email == MEMBER))
+    assert stored != old
+    assert f"m={settings.argon2_memory_kib},t={settings.argon2_time_cost}," in stored
+    assert not needs_rehash(stored, settings)
+    assert login(client, MEMBER).status_code == 200  # the upgraded hash checks the same password
+    assert login(client, MEMBER, "not-the-password").status_code == 401
+
+
+def test_login_wrong_password_does_not_rehash(client, personas, clean_db):
+    old = hash_password(PASSWORD, SimpleNamespace(argon2_time_cost=2, argon2_memory_kib=2048))
+    with clean_db.unit_of_work() as session:
+        session.scalar(select(User).where(User.email == MEMBER)).password_hash = old
+    assert login(client, MEMBER, "not-the-password").status_code == 401
+    with clean_db.unit_of_work() as session:
+        assert session.scalar(select(User.password_hash).where(User.email == MEMBER)) == old

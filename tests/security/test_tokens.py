@@ -7,10 +7,10 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect, select, text
 
 from tenantry.db.session import Database
-from tenantry.db.tables import ApiKey
+from tenantry.db.tables import ApiKey, AuditEvent
 from tenantry.db.types import utcnow
 from tenantry.security import tokens
 from tests.personas import PASSWORD
@@ -72,6 +72,28 @@ def test_reactivation_does_not_revive_old_session(client, personas, member):
     fresh = login(client, MEMBER)
     assert fresh.status_code == 200
     assert _me_status(client, fresh.json()["token"]) == 200
+
+
+def test_reactivation_does_not_revive_old_api_keys(client, personas, member, clean_db):
+    """DESIGN: a key dies with its owner's access, for good; the owner makes new ones."""
+    session, key, uid = member
+    read_key = _key(client, session, scope="read")
+    assert (
+        _admin(client, personas, "PATCH", f"/api/v1/users/{uid}", json={"active": False}).status_code == 200
+    )
+    assert _admin(client, personas, "PATCH", f"/api/v1/users/{uid}", json={"active": True}).status_code == 200
+    assert _me_status(client, key["token"]) == 401
+    assert _me_status(client, read_key["token"]) == 401
+    fresh = login(client, MEMBER).json()["token"]
+    assert client.get("/api/v1/me/api-keys", headers=bearer(fresh)).json() == []
+    assert _me_status(client, _key(client, fresh)["token"]) == 200  # new keys work
+    # Each revocation is in the audit log, with its reason.
+    with clean_db.unit_of_work() as s:
+        rows = s.execute(
+            select(AuditEvent.target_id, AuditEvent.after).where(AuditEvent.action == "api_key.revoke")
+        ).all()
+    assert {str(target) for target, _ in rows} == {key["id"], read_key["id"]}
+    assert all(after["reason"] == "owner_deactivated" for _, after in rows)
 
 
 def test_restore_after_delete_does_not_revive_old_session(client, personas, member):

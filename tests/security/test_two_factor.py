@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 
 from tenantry.db.tables import Tenant
 from tests.personas import PASSWORD
-from tests.security.helpers import bearer, code_of, in_parallel, login, totp_code, wrong_totp_code
+from tests.security.helpers import bearer, code_of, in_parallel, login, outbox, totp_code, wrong_totp_code
 
 MEMBER = "acme.member@example.com"
 
@@ -288,3 +288,113 @@ def test_disable_2fa_refused_while_a_tenant_requires_it(api, personas, clean_db)
     assert r.status_code == 409
     assert r.json()["code"] == "2fa_required_by_tenant"
     assert client.get("/api/v1/me").json()["two_factor_enabled"] is True
+
+
+# --- codes and passwords inside a session are throttled like sign-in ---------------------------
+
+
+def _enable(client, token: str, code: str):
+    return client.post("/api/v1/me/2fa/enable", json={"code": code}, headers=bearer(token))
+
+
+def _regenerate(client, token: str, code: str):
+    return client.post("/api/v1/me/2fa/recovery-codes", json={"code": code}, headers=bearer(token))
+
+
+def _disable(client, token: str, password: str, code: str):
+    return client.request(
+        "DELETE", "/api/v1/me/2fa", json={"password": password, "code": code}, headers=bearer(token)
+    )
+
+
+@pytest.mark.parametrize("operation", ["enable", "regenerate", "disable-password", "disable-code"])
+def test_2fa_wrong_secrets_in_a_session_429_after_the_free_failures(
+    client, personas, app, frozen_auth_clock, operation
+):
+    """A stolen session must not guess codes (or the password) faster than a sign-in could."""
+    free = app.state.settings.login_free_failures
+    token = personas.tokens["acme_member"]
+    secret = _setup(client, token)["secret"]
+    if operation != "enable":
+        assert _enable(client, token, totp_code(secret)).status_code == 200
+    wrong = wrong_totp_code(secret)
+    attempt, right = {
+        "enable": (
+            lambda: _enable(client, token, wrong),
+            lambda: _enable(client, token, totp_code(secret, 1)),
+        ),
+        "regenerate": (
+            lambda: _regenerate(client, token, wrong),
+            lambda: _regenerate(client, token, totp_code(secret, 1)),
+        ),
+        "disable-password": (
+            lambda: _disable(client, token, "not-the-password", totp_code(secret, 1)),
+            lambda: _disable(client, token, PASSWORD, totp_code(secret, 1)),
+        ),
+        "disable-code": (
+            lambda: _disable(client, token, PASSWORD, wrong),
+            lambda: _disable(client, token, PASSWORD, totp_code(secret, 1)),
+        ),
+    }[operation]
+    for _ in range(free):
+        r = attempt()
+        assert r.status_code == 422, r.text
+        assert code_of(r) in ("invalid_totp", "invalid_password")
+    limited = attempt()
+    assert limited.status_code == 429, limited.text
+    assert code_of(limited) == "rate_limited"
+    assert int(limited.headers["Retry-After"]) > 0
+    # While waiting, the right secret is turned away unchecked, and so is a sign-in: one counter.
+    assert right().status_code == 429
+    assert login(client, MEMBER).status_code == 429
+
+
+def test_2fa_right_code_in_a_session_resets_the_counter(client, personas, app, frozen_auth_clock):
+    free = app.state.settings.login_free_failures
+    token = personas.tokens["acme_member"]
+    secret = _setup(client, token)["secret"]
+    for _ in range(free - 1):
+        assert _enable(client, token, wrong_totp_code(secret)).status_code == 422
+    assert _enable(client, token, totp_code(secret)).status_code == 200
+    for _ in range(free):
+        assert _regenerate(client, token, wrong_totp_code(secret)).status_code == 422
+
+
+def test_2fa_wrong_codes_in_a_session_lock_the_account_with_a_notice(
+    client, personas, clean_db, settings_env
+):
+    settings_env(LOGIN_LOCK_AFTER=3, LOGIN_FREE_FAILURES=10)
+    token = personas.tokens["acme_member"]
+    secret = _setup(client, token)["secret"]
+    assert [_enable(client, token, wrong_totp_code(secret)).status_code for _ in range(3)] == [422] * 3
+    locked = _enable(client, token, totp_code(secret))
+    assert locked.status_code == 429
+    assert code_of(locked) == "account_locked"
+    assert code_of(login(client, MEMBER)) == "account_locked"
+    assert len(outbox(clean_db, to=MEMBER, kind="lockout")) == 1
+    assert client.get("/api/v1/me", headers=bearer(token)).json()["two_factor_enabled"] is False
+
+
+# --- changing 2FA ends the other sessions --------------------------------------------------------
+
+
+def _me_status(client, token: str) -> int:
+    return client.get("/api/v1/me", headers=bearer(token)).status_code
+
+
+def test_2fa_enable_ends_the_other_sessions_and_keeps_this_one(client, personas):
+    token = personas.tokens["acme_member"]
+    other = login(client, MEMBER).json()["token"]
+    secret = _setup(client, token)["secret"]
+    assert _enable(client, token, totp_code(secret)).status_code == 200
+    assert _me_status(client, other) == 401  # opened with the password alone
+    assert _me_status(client, token) == 200
+    assert _me_status(client, personas.tokens["acme_admin"]) == 200  # other users keep theirs
+
+
+def test_2fa_disable_ends_the_other_sessions_and_keeps_this_one(client, two_factor):
+    other = login(client, MEMBER, totp_code=totp_code(two_factor.secret, 1)).json()["token"]
+    assert _me_status(client, other) == 200
+    assert _disable(client, two_factor.token, PASSWORD, two_factor.recovery_codes[0]).status_code == 204
+    assert _me_status(client, other) == 401
+    assert _me_status(client, two_factor.token) == 200

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from tenantry.api.client_address import client_address
 from tenantry.authz import Principal
 from tenantry.db.session import Database
 from tenantry.errors import PermissionDenied, Unauthenticated
@@ -42,8 +43,13 @@ SessionDep = Annotated[Session, Depends(get_session)]
 
 
 def request_meta(request: Request) -> RequestMeta:
+    """Who is asking, from where. X-Forwarded-For counts only from TENANTRY_TRUSTED_PROXIES."""
     return RequestMeta(
-        ip=request.client.host if request.client else None,
+        ip=client_address(
+            request.client.host if request.client else None,
+            request.headers.getlist("x-forwarded-for"),
+            request.app.state.settings.trusted_proxies,
+        ),
         user_agent=request.headers.get("user-agent"),
         request_id=getattr(request.state, "request_id", None),
     )

@@ -36,6 +36,9 @@ def serve(
             log_level="warning",
             access_log=False,
             server_header=False,  # no "server: uvicorn" banner
+            # X-Forwarded-For is judged by the app against TENANTRY_TRUSTED_PROXIES (default none);
+            # uvicorn's own handling would trust 127.0.0.1 behind our back.
+            proxy_headers=False,
         )
     finally:
         if metrics_dir is not None:

@@ -108,3 +108,29 @@ def revoke_key(ctx: ServiceContext, key_id: uuid.UUID) -> None:
     if not n:
         raise NotFound("API key")
     audit.record(ctx, "api_key.revoke", target_type="api_key", target_id=key_id, tenant_id=None)
+
+
+def revoke_all_of_user(ctx: ServiceContext, user_id: uuid.UUID, *, reason: str) -> int:
+    """Revoke every live key of a user for good (each audited). The caller authorizes.
+
+    Security: a key must not come back to life when its owner does (reactivation); the owner
+    makes new keys instead.
+    """
+    ids = list(
+        ctx.session.scalars(
+            update(ApiKey)
+            .where(ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+            .returning(ApiKey.id)
+        )
+    )
+    for key_id in ids:
+        audit.record(
+            ctx,
+            "api_key.revoke",
+            target_type="api_key",
+            target_id=key_id,
+            after={"reason": reason},
+            tenant_id=None,
+        )
+    return len(ids)

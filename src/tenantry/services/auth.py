@@ -11,28 +11,24 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
 from tenantry.authz import Principal
 from tenantry.authz.engine import mark_decided, require_authenticated, require_session
-from tenantry.config import Settings
 from tenantry.db.engine import sqlite_write_intent
 from tenantry.db.tables import ApiKey, AuthSession, LoginThrottle, User
 from tenantry.db.types import utcnow
 from tenantry.errors import NotFound, PermissionDenied, RateLimited, Unauthenticated
 from tenantry.ids import TOKEN_PREFIX_API_KEY, TOKEN_PREFIX_SESSION
-from tenantry.mail import outbox
 from tenantry.security import tokens
-from tenantry.security.passwords import verify_password
+from tenantry.security.passwords import hash_password, needs_rehash, verify_password
 from tenantry.services import audit, throttle, totp
 from tenantry.services.context import ServiceContext
+from tenantry.services.sessions import revoke_user_sessions
 
 # Refresh `last_seen_at` at most this often: a write per request would serialise readers.
 _TOUCH_EVERY = timedelta(minutes=1)
-_LOCKED_RETRY_AFTER = 3600
 
 
 @dataclass(frozen=True)
@@ -45,57 +41,11 @@ class IssuedSession:
 
 
 def account_key(email: str) -> str:
-    return tokens.digest("login:" + email.strip().lower())
-
-
-def _delay_seconds(s: Settings, failures: int) -> int:
-    if failures < s.login_free_failures:
-        return 0
-    return min(s.login_max_delay_seconds, 2 ** (failures - s.login_free_failures))
-
-
-def _reserve_attempt(ctx: ServiceContext, key: str) -> tuple[int, bool]:
-    """Count this attempt as a failure *before* checking the password, under a row lock.
-
-    Parallel guesses therefore each consume an attempt: nobody races past the limit. Returns
-    (failures so far including this one, newly locked). Raises RateLimited while waiting.
-    """
-    s = ctx.settings
-    session = ctx.session
-    ins = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    row = None
-    for _ in range(3):
-        # A successful sign-in in parallel may delete the row between the insert and the lock
-        # (PostgreSQL then finds nothing): insert again rather than fail.
-        session.execute(ins(LoginThrottle).values(account_key=key, failures=0).on_conflict_do_nothing())
-        row = session.scalar(select(LoginThrottle).where(LoginThrottle.account_key == key).with_for_update())
-        if row is not None:
-            break
-    assert row is not None
-    now = utcnow()
-    if row.locked_at is not None:
-        ctx.commit()
-        raise RateLimited(
-            "too many failed sign-ins; reset your password to unlock",
-            code="account_locked",
-            retry_after=_LOCKED_RETRY_AFTER,
-        )
-    wait = _delay_seconds(s, row.failures)
-    if wait and row.last_failed_at and row.last_failed_at + timedelta(seconds=wait) > now:
-        ctx.commit()
-        remaining = int((row.last_failed_at + timedelta(seconds=wait) - now).total_seconds()) + 1
-        raise RateLimited(retry_after=remaining)
-    row.failures += 1
-    row.last_failed_at = now
-    newly_locked = row.failures >= s.login_lock_after
-    if newly_locked:
-        row.locked_at = now
-    ctx.commit()  # the reservation must survive whatever happens next
-    return row.failures, newly_locked
+    return throttle.account_key(email)
 
 
 def clear_throttle(ctx: ServiceContext, email: str) -> None:
-    ctx.session.execute(delete(LoginThrottle).where(LoginThrottle.account_key == account_key(email)))
+    throttle.clear_account(ctx, email)
 
 
 def open_session(ctx: ServiceContext, user: User, *, cookie: bool) -> IssuedSession:
@@ -133,20 +83,23 @@ def login(
     mark_decided("public")
     s = ctx.settings
     email_n = email.strip().lower()[:320]
+    # Both counters are reserved before the password is checked (atomic check-and-count), and
+    # handed back only when the attempt turns out not to be a failure.
     address = ctx.meta.ip or "unknown"
     limiter = throttle.limiter(s)
-    wait = limiter.blocked_for(address)
-    if wait:
-        raise RateLimited(retry_after=wait)
+    ticket = limiter.reserve(address)
     key = account_key(email_n)
-    failures, newly_locked = _reserve_attempt(ctx, key)
+    try:
+        failures, newly_locked = throttle.reserve_account_attempt(ctx, key)
+    except RateLimited:
+        limiter.release(address, ticket)  # turned away unchecked: not a guess from this address
+        raise
     user = ctx.session.scalar(select(User).where(User.email == email_n))
     password_ok = verify_password(user.password_hash if user else None, password, s)
 
     def fail(
         reason: str, code: str = "invalid_credentials", detail: str = "email or password is wrong"
     ) -> None:
-        limiter.record_failure(address)
         audit.record(
             ctx,
             "auth.login_failed",
@@ -156,24 +109,18 @@ def login(
             tenant_id=None,
         )
         if newly_locked and user is not None:
-            audit.record(ctx, "auth.account_locked", target_type="user", target_id=user.id, tenant_id=None)
-            outbox.enqueue(
-                ctx.session,
-                kind="lockout",
-                to=user.email,
-                language=user.language,
-                context={"failures": failures, "link": f"{s.public_url}/forgot-password"},
-            )
+            throttle.notify_locked(ctx, user, failures)
         ctx.commit()
         raise Unauthenticated(detail, code=code)
 
     if user is None or not password_ok or not user.active or user.password_hash is None:
         fail("unknown_email" if user is None else "bad_password" if not password_ok else "inactive")
-    assert user is not None
+    assert user is not None and user.password_hash is not None
     if user.totp_enabled_at is not None:
         if not totp_code:
             # The password was right; the client must ask for the second factor. Not a failure,
             # so it must not lock the account either (undo a lock this very attempt set).
+            limiter.release(address, ticket)
             undo: dict[str, object] = {"failures": max(0, failures - 1)}
             if newly_locked:
                 undo["locked_at"] = None
@@ -185,6 +132,16 @@ def login(
         ctx.session.refresh(user, with_for_update=True)
         if not totp.verify_second_factor(ctx, user, totp_code):
             fail("bad_totp", code="invalid_totp", detail="the code is not valid")
+    limiter.release(address, ticket)
+    if needs_rehash(user.password_hash, s):
+        # The argon2 parameters changed since this hash was made: upgrade it while we have the
+        # password in hand (the only moment we do). A conditional UPDATE, not a versioned write:
+        # parallel sign-ins must not fail on each other, and a password changed meanwhile wins.
+        ctx.session.execute(
+            update(User)
+            .where(User.id == user.id, User.password_hash == user.password_hash)
+            .values(password_hash=hash_password(password, s))
+        )
     clear_throttle(ctx, email_n)
     issued = open_session(ctx, user, cookie=cookie)
     ctx.principal = Principal(
@@ -324,14 +281,6 @@ def logout(ctx: ServiceContext) -> None:
     audit.record(
         ctx, "auth.logout", target_type="session", target_id=ctx.principal.session_id, tenant_id=None
     )
-
-
-def revoke_user_sessions(ctx: ServiceContext, user_id: uuid.UUID, *, keep: uuid.UUID | None = None) -> int:
-    """Revoke every live session of a user (optionally keeping the current one)."""
-    stmt = update(AuthSession).where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
-    if keep is not None:
-        stmt = stmt.where(AuthSession.id != keep)
-    return ctx.session.execute(stmt.values(revoked_at=utcnow())).rowcount or 0  # type: ignore[attr-defined]
 
 
 def list_sessions(ctx: ServiceContext) -> list[AuthSession]:

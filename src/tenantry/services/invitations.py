@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from tenantry.authz.engine import mark_decided, require_session
 from tenantry.db.tables import Tenant, User, UserToken
@@ -16,7 +16,7 @@ from tenantry.mail import outbox
 from tenantry.security import tokens
 from tenantry.security.password_policy import check_password
 from tenantry.security.passwords import dummy_hash, hash_password, verify_password
-from tenantry.services import audit, auth
+from tenantry.services import audit, auth, throttle
 from tenantry.services.context import ServiceContext
 
 INVITATION = "invitation"
@@ -117,12 +117,29 @@ def forgot_password(ctx: ServiceContext, *, email: str) -> None:
     mark_decided("public")
     s = ctx.settings
     email_n = email.strip().lower()[:320]
-    user = ctx.session.scalar(select(User).where(User.email == email_n, User.active.is_(True)))
+    # Locked: parallel requests for one address are counted one after another.
+    user = ctx.session.scalar(
+        select(User).where(User.email == email_n, User.active.is_(True)).with_for_update()
+    )
     verify_password(dummy_hash(s), email_n, s)  # constant cost in both branches
     if user is None:
         audit.record(
             ctx, "password.forgot_unknown", target_type="user", after={"email": email_n}, tenant_id=None
         )
+        return
+    sent = ctx.session.scalar(
+        select(func.count())
+        .select_from(UserToken)
+        .where(
+            UserToken.user_id == user.id,
+            UserToken.kind == PASSWORD_RESET,
+            UserToken.created_at > utcnow() - timedelta(hours=1),
+        )
+    )
+    if (sent or 0) >= s.password_reset_max_per_hour:
+        # Security: no mail bomb through someone's address, and the same answer as ever (the
+        # caller cannot tell a limited address from an unknown one); the last link stays valid.
+        audit.record(ctx, "password.forgot_limited", target_type="user", target_id=user.id, tenant_id=None)
         return
     token = _issue(ctx, user, PASSWORD_RESET, timedelta(minutes=s.password_reset_minutes), None)
     outbox.enqueue(
@@ -162,11 +179,16 @@ def change_password(ctx: ServiceContext, *, current_password: str, new_password:
     user = ctx.session.get(User, ctx.principal.user_id)
     if user is None:
         raise Invalid("change the password from a signed-in session", code="session_required")
-    if not verify_password(user.password_hash, current_password, ctx.settings):
-        raise Invalid("the current password is wrong", code="invalid_password", field="current_password")
+
+    def check() -> None:
+        if not verify_password(user.password_hash, current_password, ctx.settings):
+            raise Invalid("the current password is wrong", code="invalid_password", field="current_password")
+
     check_password(
         new_password, email=user.email, has_2fa=user.totp_enabled_at is not None, settings=ctx.settings
     )
+    # Throttled like a sign-in: a stolen session must not be a free password oracle.
+    throttle.guard_secret(ctx, user, check)
     user.password_hash = hash_password(new_password, ctx.settings)
     user.password_changed_at = utcnow()
     revoked = auth.revoke_user_sessions(ctx, user.id, keep=ctx.principal.session_id)

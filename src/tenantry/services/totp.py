@@ -16,8 +16,9 @@ from tenantry.db.types import utcnow
 from tenantry.errors import Conflict, Invalid, Unauthenticated
 from tenantry.security import tokens
 from tenantry.security.passwords import verify_password
-from tenantry.services import audit
+from tenantry.services import audit, throttle
 from tenantry.services.context import ServiceContext
+from tenantry.services.sessions import revoke_user_sessions
 
 ISSUER = "Tenantry"
 RECOVERY_CODES = 10
@@ -63,6 +64,11 @@ def _use_recovery_code(user: User, code: str) -> bool:
     return True
 
 
+def _require_code(user: User, code: str) -> None:
+    if not _accept_code(user, code):
+        raise Invalid("the code is not valid", code="invalid_totp", field="code")
+
+
 def verify_second_factor(ctx: ServiceContext, user: User, code: str) -> bool:
     """A TOTP code or one unused recovery code (consumed)."""
     if _accept_code(user, code):
@@ -104,8 +110,7 @@ def enable(ctx: ServiceContext, *, code: str) -> list[str]:
         raise Conflict("2FA is already enabled", code="2fa_already_enabled")
     if not user.totp_secret:
         raise Conflict("start the 2FA setup first", code="2fa_setup_not_started")
-    if not _accept_code(user, code):
-        raise Invalid("the code is not valid", code="invalid_totp", field="code")
+    throttle.guard_secret(ctx, user, lambda: _require_code(user, code))
     user.totp_enabled_at = utcnow()
     codes = _new_recovery_codes(user)
     if ctx.principal.session_id:
@@ -113,7 +118,16 @@ def enable(ctx: ServiceContext, *, code: str) -> list[str]:
         ctx.session.execute(
             update(AuthSession).where(AuthSession.id == ctx.principal.session_id).values(restricted=False)
         )
-    audit.record(ctx, "2fa.enable", target_type="user", target_id=user.id, tenant_id=None)
+    # Sessions opened with the password alone end: from now on a sign-in needs the second factor.
+    revoked = revoke_user_sessions(ctx, user.id, keep=ctx.principal.session_id)
+    audit.record(
+        ctx,
+        "2fa.enable",
+        target_type="user",
+        target_id=user.id,
+        after={"other_sessions_revoked": revoked},
+        tenant_id=None,
+    )
     return codes
 
 
@@ -121,8 +135,7 @@ def regenerate_recovery_codes(ctx: ServiceContext, *, code: str) -> list[str]:
     user = _me(ctx)
     if user.totp_enabled_at is None:
         raise Conflict("2FA is not enabled", code="2fa_not_enabled")
-    if not _accept_code(user, code):
-        raise Invalid("the code is not valid", code="invalid_totp", field="code")
+    throttle.guard_secret(ctx, user, lambda: _require_code(user, code))
     codes = _new_recovery_codes(user)
     audit.record(ctx, "2fa.recovery_codes_regenerate", target_type="user", target_id=user.id, tenant_id=None)
     return codes
@@ -150,12 +163,25 @@ def disable(ctx: ServiceContext, *, password: str, code: str) -> None:
         raise Conflict("2FA is not enabled", code="2fa_not_enabled")
     if requires_2fa(ctx, user):
         raise Conflict("a tenant you belong to requires 2FA", code="2fa_required_by_tenant")
-    if not verify_password(user.password_hash, password, ctx.settings):
-        raise Invalid("the password is wrong", code="invalid_password", field="password")
-    if not verify_second_factor(ctx, user, code):
-        raise Invalid("the code is not valid", code="invalid_totp", field="code")
+
+    def check() -> None:
+        if not verify_password(user.password_hash, password, ctx.settings):
+            raise Invalid("the password is wrong", code="invalid_password", field="password")
+        if not verify_second_factor(ctx, user, code):
+            raise Invalid("the code is not valid", code="invalid_totp", field="code")
+
+    throttle.guard_secret(ctx, user, check)
     user.totp_secret = None
     user.totp_enabled_at = None
     user.totp_last_step = None
     user.recovery_code_hashes = []
-    audit.record(ctx, "2fa.disable", target_type="user", target_id=user.id, tenant_id=None)
+    # A security setting changed: every other session ends (this one stays).
+    revoked = revoke_user_sessions(ctx, user.id, keep=ctx.principal.session_id)
+    audit.record(
+        ctx,
+        "2fa.disable",
+        target_type="user",
+        target_id=user.id,
+        after={"other_sessions_revoked": revoked},
+        tenant_id=None,
+    )

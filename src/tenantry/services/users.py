@@ -18,7 +18,7 @@ from tenantry.errors import Conflict, Invalid, NotFound
 from tenantry.ids import uuid7
 from tenantry.security.password_policy import check_password
 from tenantry.security.passwords import hash_password
-from tenantry.services import audit, auth, invitations, trash
+from tenantry.services import api_keys, audit, auth, invitations, trash
 from tenantry.services.context import ServiceContext
 from tenantry.services.pagination import Page, decode_uuid_cursor, encode_cursor
 
@@ -172,7 +172,7 @@ def _superadmin_count(ctx: ServiceContext) -> int:
 
 
 def update_user(ctx: ServiceContext, user: User, changes: dict[str, Any]) -> User:
-    """Names, `active` and `is_superadmin`. Deactivation revokes sessions at once for good."""
+    """Names, `active` and `is_superadmin`. Deactivation revokes sessions and keys for good."""
     ctx.require(Perm.USER_MANAGE, global_scope=True)
     allowed = {"first_name", "last_name", "active", "is_superadmin"}
     if set(changes) - allowed:
@@ -192,6 +192,7 @@ def update_user(ctx: ServiceContext, user: User, changes: dict[str, Any]) -> Use
     ctx.session.flush()
     if before["active"] and not user.active:
         auth.revoke_user_sessions(ctx, user.id)
+        api_keys.revoke_all_of_user(ctx, user.id, reason="owner_deactivated")
         # Security: a pending invitation or reset link must not outlive the deactivation
         # (accepting an invitation sets `active` again).
         ctx.session.execute(
