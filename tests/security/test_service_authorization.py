@@ -92,8 +92,10 @@ REFUSED = Case()
 # Self-service (one's own profile, keys, sessions, 2FA) and the resource-type catalog: allowed to
 # anyone signed in, so the caller without rights here is the anonymous one.
 SELF = Case("anonymous")
-# 404 is the refusal where an answer would tell that the object exists (DESIGN §2): a tenant one
-# cannot see, a resource one may not read, another user's key or session.
+# 404 is the refusal where any other answer would tell that the object exists (DESIGN §2): a tenant
+# one cannot see (tenants.find_visible / get_tenant / view, an API key restricted to it, a default
+# tenant in update_me), a resource one may not read (resources.get / update / delete /
+# deletion_impact), another user's API key or session (revoke_key, revoke_session). Only there.
 HIDDEN = Case(expect="hidden")
 # Lists filtered by the engine in SQL: a caller without rights gets nothing (acme has data).
 EMPTY = Case(expect="empty")
