@@ -90,7 +90,7 @@ def _membership(ctx: ServiceContext, user_id: uuid.UUID) -> Membership:
     return m
 
 
-def view(ctx: ServiceContext, user: User) -> MemberView:
+def _view(ctx: ServiceContext, user: User) -> MemberView:
     tenant = _tenant(ctx)
     return MemberView(user, _roles_of(ctx, [user.id])[user.id], user.default_tenant_id == tenant.id)
 
@@ -121,7 +121,7 @@ def get_member(ctx: ServiceContext, user_id: uuid.UUID) -> MemberView:
     user = ctx.session.get(User, user_id)
     if user is None or user.deleted_at is not None:
         raise NotFound("member")
-    return view(ctx, user)
+    return _view(ctx, user)
 
 
 def add_member(
@@ -200,7 +200,7 @@ def change_member_role(ctx: ServiceContext, user_id: uuid.UUID, *, role: str) ->
     authz_engine.forget(ctx.session)
     user = ctx.session.get(User, user_id)
     assert user is not None
-    return view(ctx, user)
+    return _view(ctx, user)
 
 
 def set_default_tenant(ctx: ServiceContext, user_id: uuid.UUID) -> MemberView:
@@ -221,7 +221,7 @@ def set_default_tenant(ctx: ServiceContext, user_id: uuid.UUID) -> MemberView:
         before={"default_tenant_id": before},
         after={"default_tenant_id": tenant.id},
     )
-    return view(ctx, user)
+    return _view(ctx, user)
 
 
 def remove_member(ctx: ServiceContext, user_id: uuid.UUID) -> uuid.UUID:

@@ -118,7 +118,7 @@ def validator(rtype: ResourceType) -> Any:
     return hit[1]
 
 
-def get_type(ctx: ServiceContext, key: str) -> ResourceType:
+def _get_type(ctx: ServiceContext, key: str) -> ResourceType:
     rtype = ctx.session.get(ResourceType, key)
     if rtype is None:
         raise NotFound("resource type")
@@ -225,7 +225,7 @@ def update_type(
     ctx: ServiceContext, key: str, changes: dict[str, Any], *, if_match: int | None = None
 ) -> ResourceType:
     ctx.require(Perm.RESOURCE_TYPE_MANAGE, global_scope=True)
-    rtype = get_type(ctx, key)
+    rtype = _get_type(ctx, key)
     if if_match is not None and if_match != rtype.version:
         raise PreconditionFailed("the resource type was changed by someone else; reload and retry")
     allowed = {"name", "schema", "unique_fields", "parent_type", "cascade_delete", "references"}
@@ -275,7 +275,7 @@ def update_type(
 
 def delete_type(ctx: ServiceContext, key: str) -> None:
     ctx.require(Perm.RESOURCE_TYPE_MANAGE, global_scope=True)
-    rtype = get_type(ctx, key)
+    rtype = _get_type(ctx, key)
     if rtype.builtin:
         raise Conflict("built-in resource types stay", code="builtin_resource_type")
     with scoping.cross_tenant(ctx.session), scoping.include_deleted(ctx.session):
@@ -292,6 +292,7 @@ def delete_type(ctx: ServiceContext, key: str) -> None:
 
 def ensure_builtin_types(ctx: ServiceContext) -> int:
     """Create the built-in types that are missing (used by `tenantry init`; idempotent)."""
+    ctx.require(Perm.RESOURCE_TYPE_MANAGE, global_scope=True)
     made = 0
     for spec in BUILTIN_TYPES:
         if ctx.session.get(ResourceType, spec["key"]) is None:
@@ -302,4 +303,4 @@ def ensure_builtin_types(ctx: ServiceContext) -> int:
 
 def get_type_visible(ctx: ServiceContext, key: str) -> ResourceType:
     require_authenticated(ctx.principal)
-    return get_type(ctx, key)
+    return _get_type(ctx, key)

@@ -48,6 +48,7 @@ def _validate(name: str, status: str, capacity: int, attributes: dict[str, Any])
 
 
 def assignments(ctx: ServiceContext, ids: list[uuid.UUID]) -> dict[uuid.UUID, list[uuid.UUID]]:
+    ctx.require(Perm.SHARED_RESOURCE_MANAGE, global_scope=True)
     out: dict[uuid.UUID, list[uuid.UUID]] = {i: [] for i in ids}
     a = SharedResourceAssignment
     with scoping.cross_tenant(ctx.session):  # the admin view spans tenants by design

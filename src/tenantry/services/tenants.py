@@ -146,6 +146,8 @@ def counts(session: Session, tenant_ids: list[uuid.UUID]) -> dict[uuid.UUID, tup
 
 def view(ctx: ServiceContext, tenant: Tenant) -> TenantView:
     """One tenant with its counts: a single statement of two scalar subqueries."""
+    if not visibility.can_see_tenant(ctx.session, ctx.principal, tenant.id):
+        raise NotFound("tenant")  # the same answer as for a tenant that does not exist
     m, r = core.memberships, core.resources
     with scoping.in_tenant(ctx.session, tenant.id):
         row = ctx.session.execute(

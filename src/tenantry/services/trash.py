@@ -292,6 +292,7 @@ def _purge_rows(ctx: ServiceContext, batch_id: uuid.UUID) -> dict[str, int]:
 
 def due_for_purge(ctx: ServiceContext, *, limit: int = 10) -> list[DeletionBatch]:
     """Claim expired batches with a lease, so several instances never purge one twice."""
+    ctx.require(Perm.TRASH_PURGE, global_scope=True)
     now = utcnow()
     stmt = (
         select(DeletionBatch)

@@ -262,6 +262,8 @@ def restore_user(ctx: ServiceContext, user: User) -> User:
 
 def user_tenants(ctx: ServiceContext, user_id: uuid.UUID) -> list[tuple[Tenant, list[str]]]:
     """The live tenants a user belongs to, each with the user's tenant-level role keys."""
+    if user_id != ctx.principal.user_id:  # one's own, or user administration
+        ctx.require(Perm.USER_READ, global_scope=True)
     m, g = core.memberships, core.grants
     with scoping.cross_tenant(ctx.session):
         tenants = list(
