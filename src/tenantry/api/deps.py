@@ -48,6 +48,7 @@ def request_meta(request: Request) -> RequestMeta:
         ip=request.client.host if request.client else None,
         user_agent=request.headers.get("user-agent"),
         request_id=getattr(request.state, "request_id", None),
+        path=request.url.path,
     )
 
 

@@ -39,6 +39,41 @@ _roles = Role.__table__
 _troles = TenantRole.__table__
 
 
+@dataclass(frozen=True)
+class Denial:
+    """What the engine refused: who asked for which permission(s), in which tenant, on what.
+
+    `tenant_id` is the decision's scope or, for a global-scope question, the tenant the session
+    works in (a tenant admin sees in their audit what was refused inside their tenant).
+    """
+
+    principal: Principal
+    permissions: tuple[str, ...]
+    tenant_id: uuid.UUID | None
+    resource_id: uuid.UUID | None = None
+
+
+class AuthzDenied(PermissionDenied):
+    """A 403 decided by the engine (not CSRF, not a missing sign-in): it leaves an audit trace."""
+
+    def __init__(self, detail: str, denial: Denial, **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        self.denial = denial
+
+
+def _refuse(
+    session: Session,
+    principal: Principal,
+    perms: tuple[str, ...],
+    tenant_id: uuid.UUID | None,
+    resource_id: uuid.UUID | None,
+    detail: str,
+    **extra: Any,
+) -> AuthzDenied:
+    scope = tenant_id if tenant_id is not None else scoping.current_tenant(session)
+    return AuthzDenied(detail, Denial(principal, perms, scope, resource_id), **extra)
+
+
 def start_decision_log() -> list[str]:
     log: list[str] = []
     _decisions.set(log)
@@ -314,7 +349,9 @@ def require(
 ) -> None:
     mark_decided(perm)
     if not check(session, principal, perm, tenant_id, resource_id):
-        raise PermissionDenied(f"missing permission {perm}", permission=perm)
+        raise _refuse(
+            session, principal, (perm,), tenant_id, resource_id, f"missing permission {perm}", permission=perm
+        )
 
 
 def require_held(
@@ -329,7 +366,12 @@ def require_held(
     mark_decided("no_escalation")
     missing = sorted(set(perms) - effective_permissions(session, principal, tenant_id, resource_id))
     if missing:
-        raise PermissionDenied(
+        raise _refuse(
+            session,
+            principal,
+            tuple(missing),
+            tenant_id,
+            resource_id,
             f"you cannot grant {what}: you lack {', '.join(missing)}",
             code="escalation_denied",
             permissions=missing,
