@@ -104,11 +104,15 @@ class RedisSampler:
                 self._count(self._k("n", key), window) <= self.per_key
                 and self._count(f"{self.prefix}:overall", window) <= self.overall
             )
+            pipe = self.r.pipeline()  # MULTI/EXEC: no other instance slips in between
             if not ok:
-                self.r.incr(held)
-                self.r.expire(held, 86400)
+                pipe.incr(held)
+                pipe.expire(held, 86400)
+                pipe.execute()
                 return None
-            return int(self.r.getdel(held) or 0)
+            pipe.get(held)
+            pipe.delete(held)
+            return int(pipe.execute()[0] or 0)
         except self._errors as exc:
             self._down_until = now + _REDIS_RETRY_AFTER
             log.warning("trace limits fall back to this process: redis unavailable", exc_info=exc)
