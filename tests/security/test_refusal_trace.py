@@ -39,16 +39,6 @@ class FakeClock:
         return self.now
 
 
-@pytest.fixture(autouse=True)
-def _fresh_samplers() -> Iterator[None]:
-    """The trace budgets are process-wide: every test starts with full ones."""
-    for kind in ("denied", "hidden"):
-        audit.set_sampler(kind, None)
-    yield
-    for kind in ("denied", "hidden"):
-        audit.set_sampler(kind, None)
-
-
 @pytest.fixture
 def clock() -> FakeClock:
     c = FakeClock()
