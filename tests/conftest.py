@@ -110,6 +110,18 @@ def fresh_login_limiter() -> Iterator[None]:
     throttle.set_limiter(None)
 
 
+@pytest.fixture(autouse=True)
+def fresh_trace_limits() -> Iterator[None]:
+    """The budgets for refusal traces are process-wide too: every test starts with full ones."""
+    from tenantry.services import audit
+
+    for kind in ("denied", "hidden"):
+        audit.set_sampler(kind, None)
+    yield
+    for kind in ("denied", "hidden"):
+        audit.set_sampler(kind, None)
+
+
 @pytest.fixture
 def tmp_dir(tmp_path: Path) -> Path:
     return tmp_path

@@ -34,8 +34,12 @@ def _problem(r, status: int, code: str) -> dict:
 
 
 def _all_audit(db: Database) -> int:
+    """Audited changes; refusals leave `authz.denied` events, which change nothing."""
     with db.sessions() as s:
-        return s.scalar(select(func.count()).select_from(AuditEvent)) or 0
+        return (
+            s.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action != "authz.denied"))
+            or 0
+        )
 
 
 def _audit_count(db: Database, action: str) -> int:

@@ -46,8 +46,12 @@ def _uid(personas, name: str) -> str:
 
 
 def _all_audit(db: Database) -> int:
+    """Audited changes; refusals leave `authz.denied` events, which change nothing."""
     with db.sessions() as s:
-        return s.scalar(select(func.count()).select_from(AuditEvent)) or 0
+        return (
+            s.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action != "authz.denied"))
+            or 0
+        )
 
 
 def _live_memberships(db: Database, user_id) -> list[str]:

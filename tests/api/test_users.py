@@ -50,8 +50,12 @@ def _audit_count(db: Database, action: str, target_id: object = None) -> int:
 
 
 def _all_audit(db: Database) -> int:
+    """Audited changes; refusals leave `authz.denied` events, which change nothing."""
     with db.sessions() as s:
-        return s.scalar(select(func.count()).select_from(AuditEvent)) or 0
+        return (
+            s.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action != "authz.denied"))
+            or 0
+        )
 
 
 def _outbox(db: Database, to: str) -> list[OutboxMessage]:

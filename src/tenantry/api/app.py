@@ -99,8 +99,10 @@ class RequestContextMiddleware:
         finally:
             route = scope.get("route")
             principal = scope["state"].get("principal")
-            if principal is not None and not decisions and status < 500:
+            if principal is not None and not decisions and 200 <= status < 400:
                 # Keystone's lesson: an authenticated route that never asked the engine is a bug.
+                # Only answers that gave something count: a refusal (401/403/404/409/422) without
+                # a decision hands out nothing, and 5xx are failures of their own.
                 log.error(
                     "unenforced route",
                     extra={

@@ -52,6 +52,7 @@ def request_meta(request: Request) -> RequestMeta:
         ),
         user_agent=request.headers.get("user-agent"),
         request_id=getattr(request.state, "request_id", None),
+        path=request.url.path,
     )
 
 

@@ -7,10 +7,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tenantry import errors
-from tenantry.authz.engine import mark_decided
+from tenantry.api.deps import request_meta
+from tenantry.authz.engine import AuthzDenied, mark_decided
+from tenantry.services import audit
 
 STATUS = {
     errors.NotFound: 404,
@@ -98,3 +101,21 @@ def install(app: FastAPI) -> None:
         for k, v in (exc.headers or {}).items():
             resp.headers[k] = v
         return resp
+
+    install_denial_trace(app)
+
+
+def install_denial_trace(app: FastAPI) -> None:
+    """The engine's refusals (not CSRF, not 2FA set-up, …) leave an `authz.denied` audit event.
+
+    The handler runs after the request's session was closed (its transaction rolled back),
+    writes the event through the audit service in a transaction of its own, and then answers
+    exactly as the DomainError handler does.
+    """
+    answer = app.exception_handlers[errors.DomainError]
+
+    @app.exception_handler(AuthzDenied)
+    async def _denied(request: Request, exc: AuthzDenied) -> Any:
+        meta = request_meta(request)
+        await run_in_threadpool(audit.record_denial, request.app.state.db, exc.denial, meta, reason=exc.code)
+        return await answer(request, exc)

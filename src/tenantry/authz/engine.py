@@ -39,6 +39,41 @@ _roles = core.roles
 _troles = core.tenant_roles
 
 
+@dataclass(frozen=True)
+class Denial:
+    """What the engine refused: who asked for which permission(s), in which tenant, on what.
+
+    `tenant_id` is the decision's scope or, for a global-scope question, the tenant the session
+    works in (a tenant admin sees in their audit what was refused inside their tenant).
+    """
+
+    principal: Principal
+    permissions: tuple[str, ...]
+    tenant_id: uuid.UUID | None
+    resource_id: uuid.UUID | None = None
+
+
+class AuthzDenied(PermissionDenied):
+    """A 403 decided by the engine (not CSRF, not a missing sign-in): it leaves an audit trace."""
+
+    def __init__(self, detail: str, denial: Denial, **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        self.denial = denial
+
+
+def _refuse(
+    session: Session,
+    principal: Principal,
+    perms: tuple[str, ...],
+    tenant_id: uuid.UUID | None,
+    resource_id: uuid.UUID | None,
+    detail: str,
+    **extra: Any,
+) -> AuthzDenied:
+    scope = tenant_id if tenant_id is not None else scoping.current_tenant(session)
+    return AuthzDenied(detail, Denial(principal, perms, scope, resource_id), **extra)
+
+
 def start_decision_log() -> list[str]:
     log: list[str] = []
     _decisions.set(log)
@@ -335,9 +370,10 @@ def require(
     mark_decided(perm)
     if not check(session, principal, perm, tenant_id, resource_id):
         limit = caller_limit(principal, perm, tenant_id)
-        if limit is not None:
-            raise PermissionDenied(limit.reason, code=limit.code, permission=perm)
-        raise PermissionDenied(f"missing permission {perm}", permission=perm)
+        detail, code = (
+            (limit.reason, limit.code) if limit else (f"missing permission {perm}", "permission_denied")
+        )
+        raise _refuse(session, principal, (perm,), tenant_id, resource_id, detail, code=code, permission=perm)
 
 
 def require_held(
@@ -352,7 +388,12 @@ def require_held(
     mark_decided("no_escalation")
     missing = sorted(set(perms) - effective_permissions(session, principal, tenant_id, resource_id))
     if missing:
-        raise PermissionDenied(
+        raise _refuse(
+            session,
+            principal,
+            tuple(missing),
+            tenant_id,
+            resource_id,
             f"you cannot grant {what}: you lack {', '.join(missing)}",
             code="escalation_denied",
             permissions=missing,

@@ -1,11 +1,16 @@
-"""The only writer of audit events, and their readers (list, export).
+"""The only writer of audit events, and their readers (list, export); traces of refusals.
 
 `record()` adds the event to the caller's session, so it commits or rolls back together with
-the change it describes. Secrets are redacted before anything is stored.
+the change it describes. Secrets are redacted before anything is stored. Refusals leave a
+trace too: the engine's 403s as `authz.denied` events (`record_denial`), 404s that hide another
+tenant's object as warnings on the `tenantry.security` logger (`note_hidden`); both are
+rate-limited (`services/sampling.py`) so a scanner cannot flood the table or the log.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,11 +19,23 @@ from typing import Any
 
 from sqlalchemy import Select, select
 
-from tenantry.authz import Perm
+from tenantry.authz import Perm, Principal
+from tenantry.authz.engine import Denial
+from tenantry.db.engine import sqlite_write_intent
+from tenantry.db.session import Database
 from tenantry.db.tables import AuditEvent
 from tenantry.security.redact import redact
-from tenantry.services.context import ServiceContext
+from tenantry.services import sampling
+from tenantry.services.context import RequestMeta, ServiceContext
 from tenantry.services.pagination import Page, decode_uuid_cursor, encode_cursor
+
+security_log = logging.getLogger("tenantry.security")
+
+DENIED = "authz.denied"
+# Traces per key (actor, permission(s), tenant — or actor and kind for hidden objects) and
+# overall, per minute; held-back ones are counted into the next trace's `suppressed`.
+TRACES_PER_KEY_PER_MINUTE = 5
+TRACES_PER_MINUTE = 300
 
 
 def _jsonable(value: Any) -> Any:
@@ -156,3 +173,100 @@ def as_dict(event: AuditEvent) -> dict[str, Any]:
         "user_agent": event.user_agent,
         "request_id": event.request_id,
     }
+
+
+# --- traces of refusals ---------------------------------------------------------------------------
+
+_samplers: dict[str, sampling.Sampler] = {}
+_samplers_lock = threading.Lock()
+
+
+def _sampler(kind: str, redis_url: str | None) -> sampling.Sampler:
+    """The process's limiter for one kind of trace, built on first use (Redis when configured)."""
+    with _samplers_lock:
+        if kind not in _samplers:
+            _samplers[kind] = sampling.build(
+                redis_url, TRACES_PER_KEY_PER_MINUTE, TRACES_PER_MINUTE, f"tenantry:trace:{kind}"
+            )
+        return _samplers[kind]
+
+
+def set_sampler(kind: str, value: sampling.Sampler | None) -> None:
+    """For tests: `denied` or `hidden`; None rebuilds it on next use."""
+    with _samplers_lock:
+        if value is None:
+            _samplers.pop(kind, None)
+        else:
+            _samplers[kind] = value
+
+
+def _actor(p: Principal) -> str:
+    return f"{p.kind if p.key_id is None else 'api_key'}:{p.key_id or p.user_id or p.label}"
+
+
+def record_denial(
+    db: Database, denial: Denial, meta: RequestMeta, *, reason: str = "permission_denied"
+) -> AuditEvent | None:
+    """Leave an `authz.denied` event for a refusal of the engine; None when held back or failed.
+
+    The refused request's transaction was rolled back (it must not keep half a change), so the
+    event is written in its own short transaction. Never raises: a refusal stays a refusal even
+    when its trace cannot be written.
+    """
+    settings = db.settings
+    key = "|".join((_actor(denial.principal), ",".join(denial.permissions), str(denial.tenant_id)))
+    try:
+        suppressed = _sampler("denied", settings.redis_url if settings else None).admit(key)
+        if suppressed is None:
+            return None
+        intent = sqlite_write_intent.set(True)  # a write, even when the refused request was a GET
+        try:
+            with db.unit_of_work() as session:
+                ctx = ServiceContext(session=session, principal=denial.principal, meta=meta)
+                detail: dict[str, Any] = {"reason": reason, "suppressed": suppressed}
+                if len(denial.permissions) == 1:
+                    detail["permission"] = denial.permissions[0]
+                else:
+                    detail["permissions"] = list(denial.permissions)
+                return record(
+                    ctx,
+                    DENIED,
+                    target_type="resource" if denial.resource_id else "",
+                    target_id=denial.resource_id,
+                    after=detail,
+                    tenant_id=denial.tenant_id,
+                )
+        finally:
+            sqlite_write_intent.reset(intent)
+    except Exception:
+        security_log.exception(
+            "could not record a denial", extra={"fields": {"actor": _actor(denial.principal)}}
+        )
+        return None
+
+
+def note_hidden(ctx: ServiceContext, kind: str, ref: object) -> None:
+    """Warn that `kind` `ref` exists but lies beyond what the principal may see.
+
+    The caller still answers 404 (DESIGN §2: do not reveal it exists); the warning is for whoever
+    watches for a principal probing other tenants. Rate-limited per (actor, kind) and overall.
+    """
+    actor = _actor(ctx.principal)
+    suppressed = _sampler("hidden", ctx.settings.redis_url).admit(f"{actor}|{kind}")
+    if suppressed is None:
+        return
+    security_log.warning(
+        "cross-tenant lookup",
+        extra={
+            "fields": {
+                "actor": actor,
+                "actor_label": ctx.principal.label,
+                "kind": kind,
+                "requested": str(ref)[:200],
+                "path": ctx.meta.path,
+                "request_id": ctx.meta.request_id,
+                "ip": ctx.meta.ip,
+                "suppressed": suppressed,
+            }
+        },
+    )

@@ -24,6 +24,7 @@ class RequestMeta:
     ip: str | None = None
     user_agent: str | None = None
     request_id: str | None = None
+    path: str | None = None  # where the call came from (URL path, console page), for security logs
 
 
 @dataclass

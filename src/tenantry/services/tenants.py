@@ -94,7 +94,10 @@ def find_visible(ctx: ServiceContext, ref: str) -> Tenant:
     tenant is visible but closed to everyone except those who may suspend it.
     """
     tenant = _lookup(ctx.session, ref, deleted=False)
-    if tenant is None or not visibility.can_see_tenant(ctx.session, ctx.principal, tenant.id):
+    if tenant is None:
+        raise NotFound("tenant")
+    if not visibility.can_see_tenant(ctx.session, ctx.principal, tenant.id):
+        audit.note_hidden(ctx, "tenant", ref)  # exists, but not for this principal: a trace
         raise NotFound("tenant")
     if tenant.status == "suspended" and not ctx.can(Perm.TENANT_SUSPEND, global_scope=True):
         raise PermissionDenied("this tenant is suspended", code="tenant_suspended")
