@@ -14,6 +14,7 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from tenantry.cli import app
+from tenantry.db import migrate as db_migrate
 from tenantry.db.engine import make_engine
 from tenantry.db.session import Database
 from tests.backends import Backend, create_backend
@@ -104,6 +105,52 @@ def test_init_without_admin_password_prints_one_that_logs_in(cli: Invoke, fresh:
 def test_migrate_on_a_fresh_database_creates_the_tables(cli: Invoke, fresh: Backend) -> None:
     assert "up to date" in _ok(cli("migrate"))
     assert _rows(fresh, "SELECT count(*) AS n FROM tenants")[0].n == 0
+
+
+# --- serve ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def uvicorn_runs(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Record `uvicorn.run` calls instead of starting a server."""
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr("tenantry.cli.serve.uvicorn.run", lambda *a, **kw: calls.append(kw))
+    return calls
+
+
+def test_serve_on_an_uninitialised_database_stops_naming_init(
+    cli: Invoke, uvicorn_runs: list[dict[str, Any]]
+) -> None:
+    result = cli("serve")
+    assert result.exit_code == 1
+    assert "tenantry init" in result.stderr
+    assert uvicorn_runs == []
+
+
+def test_serve_on_a_database_behind_the_code_stops_naming_init(
+    cli: Invoke, fresh: Backend, uvicorn_runs: list[dict[str, Any]]
+) -> None:
+    _ok(cli("init"))
+    db_migrate.downgrade(fresh.owner_url, "-1")
+    result = cli("serve")
+    assert result.exit_code == 1
+    assert "tenantry init" in result.stderr
+    assert uvicorn_runs == []
+
+
+def test_serve_on_an_unreachable_database_stops_with_a_message(
+    cli: Invoke, uvicorn_runs: list[dict[str, Any]]
+) -> None:
+    result = cli("serve", env={"TENANTRY_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"})
+    assert result.exit_code == 1
+    assert "database not reachable" in result.stderr
+    assert uvicorn_runs == []
+
+
+def test_serve_after_init_starts_uvicorn(cli: Invoke, uvicorn_runs: list[dict[str, Any]]) -> None:
+    _ok(cli("init"))
+    _ok(cli("serve", "--port", "8123"))
+    assert [call["port"] for call in uvicorn_runs] == [8123]
 
 
 # --- tenants -------------------------------------------------------------------------------------
