@@ -58,6 +58,15 @@ def _rows(backend: Backend, sql: str, **params: Any) -> list[Any]:
         engine.dispose()
 
 
+def _execute(backend: Backend, sql: str) -> None:
+    engine = make_engine(backend.owner_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(sql))
+    finally:
+        engine.dispose()
+
+
 def _ok(result: Result) -> str:
     assert result.exit_code == 0, result.output
     return result.stdout
@@ -100,6 +109,34 @@ def test_init_without_admin_password_prints_one_that_logs_in(cli: Invoke, fresh:
         assert login_token(db, "root@example.com", match.group(1)).startswith("tnt_ses_")
     finally:
         db.dispose()
+
+
+def test_init_with_another_admin_email_does_not_create_a_second_superadmin(
+    cli: Invoke, fresh: Backend
+) -> None:
+    _ok(cli("init"))
+    output = _ok(cli("init", env={"TENANTRY_ADMIN_EMAIL": "other@example.com"}))
+    assert "superadmin root@example.com exists" in output
+    assert "password:" not in output
+    assert [r.email for r in _rows(fresh, "SELECT email FROM users")] == ["root@example.com"]
+
+
+def test_init_counts_a_superadmin_in_the_trash_and_says_how_to_restore_it(
+    cli: Invoke, fresh: Backend
+) -> None:
+    _ok(cli("init"))
+    _execute(fresh, "UPDATE users SET deleted_at = created_at")
+    output = _ok(cli("init", env={"TENANTRY_ADMIN_EMAIL": "other@example.com"}))
+    assert "root@example.com" in output and "trash" in output
+    assert len(_rows(fresh, "SELECT id FROM users")) == 1
+
+
+def test_init_does_not_promote_a_plain_user_holding_the_admin_address(cli: Invoke, fresh: Backend) -> None:
+    _ok(cli("init"))
+    _execute(fresh, "UPDATE users SET is_superadmin = false")
+    output = _ok(cli("init"))
+    assert "not a superadmin" in output
+    assert _rows(fresh, "SELECT email FROM users WHERE is_superadmin") == []
 
 
 def test_migrate_on_a_fresh_database_creates_the_tables(cli: Invoke, fresh: Backend) -> None:
