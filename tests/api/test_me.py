@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from tenantry.db.session import Database
 from tenantry.db.tables import ApiKey, AuditEvent
@@ -274,6 +274,8 @@ def test_my_tenants_lists_tenants_with_roles_default_and_counts(api, personas):
             "id": str(personas.acme.id),
             "slug": "acme",
             "name": "Acme Corp",
+            "status": "active",
+            "access": "member",
             "roles": ["tenant_admin"],
             "is_default": True,
             "member_count": 4,
@@ -282,9 +284,103 @@ def test_my_tenants_lists_tenants_with_roles_default_and_counts(api, personas):
     ]
 
 
-def test_my_tenants_outsider_and_superadmin_without_membership_empty(api):
+def test_my_tenants_outsider_empty(api):
     assert api("outsider").get(f"{ME}/tenants").json() == []
-    assert api("superadmin").get(f"{ME}/tenants").json() == []
+
+
+def _switcher(api, persona: str) -> list[tuple[str, str, str, list[str]]]:
+    r = api(persona).get(f"{ME}/tenants")
+    assert r.status_code == 200, r.text
+    return [(t["slug"], t["status"], t["access"], t["roles"]) for t in r.json()]
+
+
+def test_my_tenants_superadmin_without_membership_lists_every_tenant_with_counts(api):
+    rows = api("superadmin").get(f"{ME}/tenants").json()
+    assert [(t["slug"], t["access"], t["roles"], t["is_default"]) for t in rows] == [
+        ("acme", "superadmin", [], False),
+        ("globex", "superadmin", [], False),
+    ]
+    assert [(t["member_count"], t["resource_count"]) for t in rows] == [(4, 0), (2, 0)]
+
+
+def test_my_tenants_superadmin_member_somewhere_is_member_there(api, personas):
+    api("superadmin").post(
+        "/api/v1/tenants/globex/members",
+        json={"user_id": str(personas.users["superadmin"].id), "role": "viewer"},
+    )
+    assert _switcher(api, "superadmin") == [
+        ("acme", "active", "superadmin", []),
+        ("globex", "active", "member", ["viewer"]),
+    ]
+
+
+def _grant_cross_view(api, personas, *persona_names: str) -> None:
+    sa = api("superadmin")
+    body = {"key": "overseer", "name": "Overseer", "permissions": ["tenant.cross_view"]}
+    assert sa.post("/api/v1/roles", json=body).status_code == 201
+    for name in persona_names:
+        principal = {"type": "user", "id": str(personas.users[name].id)}
+        r = sa.post("/api/v1/grants", json={"principal": principal, "role": "overseer"})
+        assert r.status_code == 201, r.text
+
+
+def test_my_tenants_cross_view_user_lists_every_tenant_read_only(api, personas):
+    _grant_cross_view(api, personas, "acme_member", "outsider")
+    assert _switcher(api, "acme_member") == [
+        ("acme", "active", "member", ["member"]),
+        ("globex", "active", "cross_view", []),
+    ]
+    assert _switcher(api, "outsider") == [
+        ("acme", "active", "cross_view", []),
+        ("globex", "active", "cross_view", []),
+    ]
+    # Listed, and readable, but not writable: cross_view is a read-only permission.
+    assert api("outsider").get("/api/v1/tenants/globex").status_code == 200
+    assert api("outsider").patch("/api/v1/tenants/globex", json={"name": "Mine"}).status_code == 403
+
+
+def test_my_tenants_shows_a_suspended_tenant_with_its_status(api):
+    assert api("superadmin").patch("/api/v1/tenants/globex", json={"status": "suspended"}).status_code == 200
+    assert _switcher(api, "globex_member") == [("globex", "suspended", "member", ["member"])]
+    assert [(slug, status) for slug, status, _, _ in _switcher(api, "superadmin")] == [
+        ("acme", "active"),
+        ("globex", "suspended"),
+    ]
+
+
+def test_my_tenants_statement_count_does_not_grow_with_the_tenants(api, clean_db, personas):
+    def statements(persona: str) -> int:
+        api(persona).get(f"{ME}/tenants")  # warm the permission cache
+        seen: list[str] = []
+
+        def record(_conn, _cursor, statement, *_args) -> None:  # noqa: ANN001
+            if statement != "BEGIN" and "set_config(" not in statement:  # transaction bookkeeping
+                seen.append(statement)
+
+        event.listen(clean_db.engine, "before_cursor_execute", record)
+        try:
+            assert api(persona).get(f"{ME}/tenants").status_code == 200
+        finally:
+            event.remove(clean_db.engine, "before_cursor_execute", record)
+        return len(seen)
+
+    before = {p: statements(p) for p in ("superadmin", "acme_admin")}
+    sa = api("superadmin")
+    for i in range(6):
+        assert (
+            sa.post("/api/v1/tenants", json={"slug": f"extra-{i}", "name": f"Extra {i}"}).status_code == 201
+        )
+        r = sa.post(
+            f"/api/v1/tenants/extra-{i}/members",
+            json={"user_id": str(personas.users["acme_admin"].id), "role": "viewer"},
+        )
+        assert r.status_code == 201, r.text
+    assert len(api("superadmin").get(f"{ME}/tenants").json()) == 8
+    assert len(api("acme_admin").get(f"{ME}/tenants").json()) == 7
+    after = {p: statements(p) for p in ("superadmin", "acme_admin")}
+    assert after == before
+    # Principal (session, user, permission version), tenants, memberships and roles, two counts.
+    assert max(after.values()) <= 8
 
 
 def test_my_tenants_two_tenants_in_slug_order(api, personas):

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import pytest
@@ -123,6 +127,10 @@ def test_create_resource_type_generates_permissions_members_can_use(api):
         {"type": "object", "properties": {"size": {"type": 12}}},
         {"type": "object", "required": "size"},
         {"minLength": -1},
+        {"type": "string", "pattern": "("},
+        {"$ref": "#/$defs/missing"},
+        {"$ref": "file:///etc/passwd"},
+        {"$ref": "http://127.0.0.1:9/schema.json"},
     ],
 )
 def test_create_resource_type_invalid_json_schema_422_invalid_schema_nothing_written(api, clean_db, schema):
@@ -132,6 +140,60 @@ def test_create_resource_type_invalid_json_schema_422_invalid_schema_nothing_wri
     assert r.json()["field"] == "schema"
     assert _type_row(clean_db, "widget") is None
     assert _audit(clean_db, "resource_type.create", "widget") == []
+
+
+@pytest.fixture
+def schema_server() -> Iterator[tuple[str, list[str]]]:
+    """A local HTTP server that serves a valid schema and records every request it gets."""
+    hits: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits.append(self.path)
+            body = json.dumps({"type": "object"}).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/schema.json", hits
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_create_resource_type_remote_ref_is_refused_and_never_fetched(api, clean_db, schema_server):
+    url, hits = schema_server
+    r = api("superadmin").post(BASE, json=WIDGET | {"schema": {"$ref": url}})
+    assert r.status_code == 422, r.text
+    assert r.json()["code"] == "invalid_schema"
+    assert hits == []  # the server never reached out (no SSRF through `$ref`)
+    assert _type_row(clean_db, "widget") is None
+
+
+def test_create_resource_type_local_refs_and_meta_schema_refs_resolve(api):
+    schema = {
+        "$defs": {"size": {"type": "integer", "minimum": 0}},
+        "type": "object",
+        "properties": {"size": {"$ref": "#/$defs/size"}},
+    }
+    _widget(api, schema=schema)
+    assert (
+        _resource(api, "acme_member", "acme", type="widget", name="w1", attributes={"size": 3}).status_code
+        == 201
+    )
+    r = _resource(api, "acme_member", "acme", type="widget", name="w2", attributes={"size": -1})
+    assert r.status_code == 422, r.text
+    meta = {"$ref": "https://json-schema.org/draft/2020-12/schema"}  # built in, nothing fetched
+    assert api("superadmin").post(BASE, json=WIDGET | {"key": "meta_doc", "schema": meta}).status_code == 201
 
 
 @pytest.mark.parametrize("key", ["X", "1abc", "has-dash", "tenant", "audit", "a" * 65])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 from typing import Any
 
@@ -105,7 +106,8 @@ def test_list_shared_resources_superadmin_sees_all_with_every_assignment(api, pe
     assert assign(api, a["id"], personas.globex.id).status_code == 201
     r = api("superadmin").get(ADMIN)
     assert r.status_code == 200
-    by_name = {s["name"]: s for s in r.json()}
+    assert r.json()["next_cursor"] is None
+    by_name = {s["name"]: s for s in r.json()["items"]}
     assert list(by_name) == ["gw-a", "gw-b"]
     assert sorted(tenant_ids(by_name["gw-a"])) == sorted([str(personas.acme.id), str(personas.globex.id)])
     assert tenant_ids(by_name["gw-b"]) == []
@@ -189,7 +191,7 @@ def test_delete_shared_resource_unassigned_204_then_404(api, clean_db):
     s = make(api)
     assert api("superadmin").delete(f"{ADMIN}/{s['id']}").status_code == 204
     assert api("superadmin").get(f"{ADMIN}/{s['id']}").status_code == 404
-    assert api("superadmin").get(ADMIN).json() == []
+    assert api("superadmin").get(ADMIN).json()["items"] == []
     assert "shared_resource.delete" in audit_actions(clean_db)
 
 
@@ -229,7 +231,7 @@ def test_assign_tenant_full_gateway_409_capacity_exhausted_nothing_written(api, 
     assert r.status_code == 409
     assert r.json()["code"] == "capacity_exhausted"
     assert live_rows(clean_db, SharedResourceAssignment) == 1
-    assert api("globex_admin").get(tenant_url("globex")).json() == []
+    assert api("globex_admin").get(tenant_url("globex")).json()["items"] == []
 
 
 def test_assign_tenant_already_assigned_409(api, clean_db, personas):
@@ -264,7 +266,7 @@ def test_unassign_tenant_204_frees_the_slot_and_hides_it_from_the_tenant(api, pe
     s = make(api, capacity=1)
     assign(api, s["id"], personas.acme.id)
     assert api("superadmin").delete(f"{ADMIN}/{s['id']}/assignments/{personas.acme.id}").status_code == 204
-    assert api("acme_member").get(tenant_url("acme")).json() == []
+    assert api("acme_member").get(tenant_url("acme")).json()["items"] == []
     assert api("acme_member").get(tenant_url("acme", s["id"])).status_code == 404
     assert assign(api, s["id"], personas.globex.id).status_code == 201
     assert api("superadmin").delete(f"{ADMIN}/{s['id']}/assignments/{personas.acme.id}").status_code == 404
@@ -299,8 +301,9 @@ def test_list_tenant_shared_resources_member_sees_assigned_with_only_own_tenant(
 ):
     r = api(persona).get(tenant_url("acme"))
     assert r.status_code == 200
-    assert [s["name"] for s in r.json()] == ["gw-acme", "gw-both"]
-    for item in r.json():
+    assert [s["name"] for s in r.json()["items"]] == ["gw-acme", "gw-both"]
+    assert r.json()["next_cursor"] is None
+    for item in r.json()["items"]:
         assert tenant_ids(item) == [str(personas.acme.id)]
     assert str(personas.globex.id) not in r.text
 
@@ -326,7 +329,7 @@ def test_tenant_shared_resources_unassigned_tenant_sees_nothing(api, clean_db, p
     assign(api, s["id"], personas.acme.id)
     r = api("globex_admin").get(tenant_url("globex"))
     assert r.status_code == 200
-    assert r.json() == []
+    assert r.json() == {"items": [], "next_cursor": None}
     r = api("globex_admin").get(tenant_url("globex", s["id"]))
     assert r.status_code == 404
     assert "gw-acme" not in r.text
@@ -340,8 +343,72 @@ def test_tenant_shared_resources_of_other_tenant_404(api, shared):
 
 def test_tenant_shared_resources_superadmin_in_tenant_context_sees_that_tenants_view(api, personas, shared):
     r = api("superadmin").get(tenant_url("globex"))
-    assert [s["name"] for s in r.json()] == ["gw-both"]
-    assert tenant_ids(r.json()[0]) == [str(personas.globex.id)]
+    assert [s["name"] for s in r.json()["items"]] == ["gw-both"]
+    assert tenant_ids(r.json()["items"][0]) == [str(personas.globex.id)]
+
+
+def _walk(api, persona: str, url: str, limit: int) -> list[list[str]]:
+    """Follow next_cursor to the end: the names of each page."""
+    pages, cursor = [], None
+    while True:
+        params = {"limit": limit} | ({"cursor": cursor} if cursor else {})
+        r = api(persona).get(url, params=params)
+        assert r.status_code == 200, r.text
+        pages.append([s["name"] for s in r.json()["items"]])
+        cursor = r.json()["next_cursor"]
+        if cursor is None:
+            return pages
+
+
+def test_tenant_shared_resources_paginate_by_name_then_id_with_equal_names(api, personas):
+    ids = {}
+    for name in ("gw-c", "gw-a", "gw-b", "gw-a", "gw-d"):
+        s = make(api, name=name)
+        assert assign(api, s["id"], personas.acme.id).status_code == 201
+        ids.setdefault(name, []).append(s["id"])
+    make(api, name="gw-0-unassigned")
+    pages = _walk(api, "acme_member", tenant_url("acme"), limit=2)
+    assert pages == [["gw-a", "gw-a"], ["gw-b", "gw-c"], ["gw-d"]]
+    first = api("acme_member").get(tenant_url("acme"), params={"limit": 1}).json()["items"]
+    assert [s["id"] for s in first] == sorted(ids["gw-a"])[:1]
+    assert _walk(api, "superadmin", ADMIN, limit=4) == [
+        ["gw-0-unassigned", "gw-a", "gw-a", "gw-b"],
+        ["gw-c", "gw-d"],
+    ]
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "%%%not-base64",
+        _b64(b"not json"),
+        _b64(b"42"),
+        _b64(b'"gw-a"'),
+        _b64(b'["gw-a"]'),
+        _b64(b'["gw-a", "not-a-uuid"]'),
+        _b64(b'[1, "0190a6c4-8f5e-7c3a-9b1d-2e4f6a8c0b1d"]'),
+        _b64(b'["gw-a", 5]'),
+        _b64(b'["gw-a", "0190a6c4-8f5e-7c3a-9b1d-2e4f6a8c0b1d", 1]'),
+        _b64(b'["gw\\u0000a", "0190a6c4-8f5e-7c3a-9b1d-2e4f6a8c0b1d"]'),
+        _b64(b"\xff\xfe"),
+    ],
+)
+def test_shared_resources_tampered_cursor_422_on_both_lists(api, shared, cursor):
+    for persona, url in (("acme_member", tenant_url("acme")), ("superadmin", ADMIN)):
+        r = api(persona).get(url, params={"cursor": cursor})
+        assert r.status_code == 422, (url, r.text)
+        assert r.json()["code"] == "invalid_cursor"
+
+
+@pytest.mark.parametrize("limit", [0, 201, -1])
+def test_tenant_shared_resources_limit_out_of_range_422(api, shared, limit):
+    r = api("acme_member").get(tenant_url("acme"), params={"limit": limit})
+    assert r.status_code == 422
+    assert r.json()["code"] == "validation_error"
 
 
 @pytest.mark.parametrize(

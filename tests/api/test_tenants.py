@@ -1,4 +1,4 @@
-"""`/api/v1/tenants`: list, create, get, patch, delete to the trash, deletion impact, restore."""
+"""`/api/v1/tenants`: list, create, get, patch, put, delete to the trash, deletion impact, restore."""
 
 from __future__ import annotations
 
@@ -542,6 +542,134 @@ def test_patch_tenant_same_values_no_new_version_and_no_audit(api, clean_db):
     assert r.status_code == 200
     assert r.headers["ETag"] == before
     assert _audit_count(clean_db, "tenant.update") == 0
+
+
+# --- put (full update) --------------------------------------------------------------------
+
+FULL = {
+    "name": "Acme Industries",
+    "description": "Tools",
+    "branding": {"color": "#ABCDEF", "logo_url": "https://a.example/l.png"},
+    "status": "active",
+}
+
+
+def test_put_tenant_admin_replaces_every_field_new_etag_and_audited_diff(api, clean_db, personas):
+    old = _etag(api)
+    r = api("acme_admin").put(f"{BASE}/acme", json=FULL, headers={"If-Match": old})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["slug"], body["name"], body["description"], body["status"]) == (
+        "acme",
+        "Acme Industries",
+        "Tools",
+        "active",
+    )
+    assert body["branding"] == {"color": "#abcdef", "logo_url": "https://a.example/l.png"}
+    assert r.headers["ETag"] != old
+    assert api("acme_member").get(f"{BASE}/acme").json() == body
+    [ev] = _audit_events(clean_db, "tenant.update", personas.acme.id)
+    assert ev.before == {
+        "name": "Acme Corp",
+        "description": "",
+        "branding_color": None,
+        "branding_logo_url": None,
+    }
+    assert ev.after == {
+        "name": "Acme Industries",
+        "description": "Tools",
+        "branding_color": "#abcdef",
+        "branding_logo_url": "https://a.example/l.png",
+    }
+    assert ev.actor_id == personas.users["acme_admin"].id
+
+
+def test_put_tenant_clears_what_the_body_leaves_empty(api):
+    assert api("acme_admin").put(f"{BASE}/acme", json=FULL).status_code == 200
+    r = api("acme_admin").put(
+        f"{BASE}/acme",
+        json={**FULL, "description": "", "branding": {"color": "#000000"}},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["description"] == ""
+    assert r.json()["branding"] == {"color": "#000000", "logo_url": None}  # unlike PATCH
+    r = api("acme_admin").put(f"{BASE}/acme", json={**FULL, "branding": None})
+    assert r.json()["branding"] == {"color": None, "logo_url": None}
+
+
+def test_put_tenant_superadmin_suspends_with_the_suspend_event(api, clean_db, personas):
+    r = api("superadmin").put(f"{BASE}/acme", json={**FULL, "status": "suspended"})
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "suspended"
+    assert len(_audit_events(clean_db, "tenant.suspend", personas.acme.id)) == 1
+
+
+@pytest.mark.parametrize("missing", ["name", "description", "branding", "status"])
+def test_put_tenant_missing_field_422_and_nothing_written(api, clean_db, missing):
+    body = {k: v for k, v in FULL.items() if k != missing}
+    r = api("superadmin").put(f"{BASE}/acme", json=body)
+    assert r.status_code == 422, r.text
+    assert r.json()["code"] == "validation_error"
+    assert api("superadmin").get(f"{BASE}/acme").json()["name"] == "Acme Corp"
+    assert _audit_count(clean_db, "tenant.update") == 0
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"name": ""}, "validation_error"),
+        ({"name": None}, "validation_error"),
+        ({"description": None}, "validation_error"),
+        ({"status": "archived"}, "validation_error"),
+        ({"slug": "renamed"}, "validation_error"),
+        ({"id": SOME_UUID}, "validation_error"),
+        ({"branding": {"color": "blue"}}, "invalid_color"),
+        ({"branding": {"logo_url": "http://insecure.example/x.png"}}, "invalid_logo_url"),
+    ],
+)
+def test_put_tenant_bad_input_422_and_nothing_written(api, clean_db, change, code):
+    r = api("superadmin").put(f"{BASE}/acme", json={**FULL, **change})
+    assert r.status_code == 422, r.text
+    assert r.json()["code"] == code
+    after = api("superadmin").get(f"{BASE}/acme").json()
+    assert (after["slug"], after["name"], after["description"]) == ("acme", "Acme Corp", "")
+    assert _audit_count(clean_db, "tenant.update") == 0
+
+
+def test_put_tenant_stale_if_match_412_and_nothing_written(api, clean_db, personas):
+    stale = _etag(api)
+    assert api("acme_admin").put(f"{BASE}/acme", json=FULL, headers={"If-Match": stale}).status_code == 200
+    r = api("acme_admin").put(f"{BASE}/acme", json={**FULL, "name": "Second"}, headers={"If-Match": stale})
+    assert r.status_code == 412
+    assert r.json()["code"] == "etag_mismatch"
+    assert api("superadmin").get(f"{BASE}/acme").json()["name"] == "Acme Industries"
+    assert len(_audit_events(clean_db, "tenant.update", personas.acme.id)) == 1
+
+
+@pytest.mark.parametrize("persona", ["acme_member", "acme_viewer", "acme_auditor"])
+def test_put_tenant_non_admin_member_403_and_nothing_written(api, clean_db, persona):
+    r = api(persona).put(f"{BASE}/acme", json=FULL)
+    assert r.status_code == 403
+    assert r.json()["code"] == "permission_denied"
+    assert api("superadmin").get(f"{BASE}/acme").json()["name"] == "Acme Corp"
+    assert _audit_count(clean_db, "tenant.update") == 0
+
+
+def test_put_tenant_admin_changing_status_403_and_still_active(api, clean_db):
+    r = api("acme_admin").put(f"{BASE}/acme", json={**FULL, "status": "suspended"})
+    assert r.status_code == 403
+    assert r.json()["code"] == "permission_denied"
+    after = api("superadmin").get(f"{BASE}/acme").json()
+    assert (after["name"], after["status"]) == ("Acme Corp", "active")
+    assert _audit_count(clean_db, "tenant.update") + _audit_count(clean_db, "tenant.suspend") == 0
+
+
+def test_put_tenant_of_other_tenant_404_by_slug_and_id(api, personas):
+    for ref in ("acme", str(personas.acme.id)):
+        r = api("globex_admin").put(f"{BASE}/{ref}", json=FULL)
+        assert r.status_code == 404
+        assert r.json()["code"] == "not_found"
+    assert api("superadmin").get(f"{BASE}/acme").json()["name"] == "Acme Corp"
 
 
 # --- suspend -------------------------------------------------------------------------------

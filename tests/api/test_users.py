@@ -583,6 +583,7 @@ def test_user_tenants_lists_tenants_with_roles_default_and_counts(api, personas)
     assert (rows["acme"]["is_default"], rows["globex"]["is_default"]) == (False, True)
     assert rows["acme"]["member_count"] == 5
     assert rows["globex"]["member_count"] == 2
+    assert {(t["status"], t["access"]) for t in rows.values()} == {("active", "member")}
 
 
 def test_user_tenants_of_outsider_empty_and_unknown_user_404(api, personas):

@@ -14,6 +14,7 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from tenantry.cli import app
+from tenantry.db import migrate as db_migrate
 from tenantry.db.engine import make_engine
 from tenantry.db.session import Database
 from tests.backends import Backend, create_backend
@@ -53,6 +54,15 @@ def _rows(backend: Backend, sql: str, **params: Any) -> list[Any]:
     try:
         with engine.connect() as conn:
             return list(conn.execute(text(sql), params))
+    finally:
+        engine.dispose()
+
+
+def _execute(backend: Backend, sql: str) -> None:
+    engine = make_engine(backend.owner_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(sql))
     finally:
         engine.dispose()
 
@@ -101,9 +111,83 @@ def test_init_without_admin_password_prints_one_that_logs_in(cli: Invoke, fresh:
         db.dispose()
 
 
+def test_init_with_another_admin_email_does_not_create_a_second_superadmin(
+    cli: Invoke, fresh: Backend
+) -> None:
+    _ok(cli("init"))
+    output = _ok(cli("init", env={"TENANTRY_ADMIN_EMAIL": "other@example.com"}))
+    assert "superadmin root@example.com exists" in output
+    assert "password:" not in output
+    assert [r.email for r in _rows(fresh, "SELECT email FROM users")] == ["root@example.com"]
+
+
+def test_init_counts_a_superadmin_in_the_trash_and_says_how_to_restore_it(
+    cli: Invoke, fresh: Backend
+) -> None:
+    _ok(cli("init"))
+    _execute(fresh, "UPDATE users SET deleted_at = created_at")
+    output = _ok(cli("init", env={"TENANTRY_ADMIN_EMAIL": "other@example.com"}))
+    assert "root@example.com" in output and "trash" in output
+    assert len(_rows(fresh, "SELECT id FROM users")) == 1
+
+
+def test_init_does_not_promote_a_plain_user_holding_the_admin_address(cli: Invoke, fresh: Backend) -> None:
+    _ok(cli("init"))
+    _execute(fresh, "UPDATE users SET is_superadmin = false")
+    output = _ok(cli("init"))
+    assert "not a superadmin" in output
+    assert _rows(fresh, "SELECT email FROM users WHERE is_superadmin") == []
+
+
 def test_migrate_on_a_fresh_database_creates_the_tables(cli: Invoke, fresh: Backend) -> None:
     assert "up to date" in _ok(cli("migrate"))
     assert _rows(fresh, "SELECT count(*) AS n FROM tenants")[0].n == 0
+
+
+# --- serve ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def uvicorn_runs(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Record `uvicorn.run` calls instead of starting a server."""
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr("tenantry.cli.serve.uvicorn.run", lambda *a, **kw: calls.append(kw))
+    return calls
+
+
+def test_serve_on_an_uninitialised_database_stops_naming_init(
+    cli: Invoke, uvicorn_runs: list[dict[str, Any]]
+) -> None:
+    result = cli("serve")
+    assert result.exit_code == 1
+    assert "tenantry init" in result.stderr
+    assert uvicorn_runs == []
+
+
+def test_serve_on_a_database_behind_the_code_stops_naming_init(
+    cli: Invoke, fresh: Backend, uvicorn_runs: list[dict[str, Any]]
+) -> None:
+    _ok(cli("init"))
+    db_migrate.downgrade(fresh.owner_url, "-1")
+    result = cli("serve")
+    assert result.exit_code == 1
+    assert "tenantry init" in result.stderr
+    assert uvicorn_runs == []
+
+
+def test_serve_on_an_unreachable_database_stops_with_a_message(
+    cli: Invoke, uvicorn_runs: list[dict[str, Any]]
+) -> None:
+    result = cli("serve", env={"TENANTRY_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"})
+    assert result.exit_code == 1
+    assert "database not reachable" in result.stderr
+    assert uvicorn_runs == []
+
+
+def test_serve_after_init_starts_uvicorn(cli: Invoke, uvicorn_runs: list[dict[str, Any]]) -> None:
+    _ok(cli("init"))
+    _ok(cli("serve", "--port", "8123"))
+    assert [call["port"] for call in uvicorn_runs] == [8123]
 
 
 # --- tenants -------------------------------------------------------------------------------------

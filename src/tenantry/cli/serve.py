@@ -8,8 +8,12 @@ import tempfile
 
 import typer
 import uvicorn
+from rich.markup import escape
 
-from tenantry.cli.common import settings
+from tenantry.cli.common import err_console, settings
+from tenantry.config import Settings
+from tenantry.db import migrate
+from tenantry.db.engine import make_engine
 
 
 def serve(
@@ -18,7 +22,7 @@ def serve(
     workers: int = typer.Option(1, min=1, help="Worker processes"),
 ) -> None:
     """Serve the API (and, in later releases, the console) with uvicorn."""
-    settings()  # fail early, naming the bad variable
+    require_migrated(settings())  # fail early, naming the bad variable or the missing `init`
     metrics_dir = None
     if workers > 1:
         # Every worker counts its own requests. prometheus_client's multiprocess mode makes them
@@ -44,3 +48,33 @@ def serve(
         if metrics_dir is not None:
             os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
             shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def require_migrated(s: Settings) -> None:
+    """Refuse to serve a database that `tenantry init` has not brought to this code's schema.
+
+    Otherwise every request would fail with a 500 about missing tables; better one clear line.
+    """
+    engine = make_engine(s.database_url)
+    try:
+        with engine.connect() as conn:
+            current = migrate.current_revisions(conn)
+    except Exception as exc:  # any driver error: say so instead of starting a server that cannot work
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0:1]
+        err_console.print(
+            f"[red]database not reachable ({type(exc).__name__}: {escape(''.join(reason))}); "
+            "check TENANTRY_DATABASE_URL[/red]",
+            soft_wrap=True,
+        )
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+    if current != migrate.script_heads():
+        where = ", ".join(sorted(current)) or "not initialised"
+        err_console.print(
+            f"[red]the database is not ready for this version (schema: {where}; "
+            f"needs {', '.join(sorted(migrate.script_heads()))}). "
+            "Run `tenantry init` (or `tenantry migrate`) first.[/red]",
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)

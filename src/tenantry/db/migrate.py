@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import text
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, text
 from sqlalchemy.engine import make_url
 
 from tenantry.db.engine import make_engine, normalise_url
@@ -19,6 +22,22 @@ def alembic_config(url: str) -> Config:
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", normalise_url(url).replace("%", "%%"))
     return cfg
+
+
+@cache
+def script_heads() -> frozenset[str]:
+    """The head revision(s) of the migrations shipped with this code (read once per process)."""
+    return frozenset(ScriptDirectory(str(MIGRATIONS)).get_heads())
+
+
+def current_revisions(conn: Connection) -> frozenset[str]:
+    """The revision(s) the database is at; empty when it was never migrated (no version table)."""
+    return frozenset(MigrationContext.configure(conn).get_current_heads())
+
+
+def at_head(conn: Connection) -> bool:
+    """Whether the database's schema is the one this code expects (what `tenantry init` makes)."""
+    return current_revisions(conn) == script_heads()
 
 
 def upgrade(url: str, revision: str = "head", *, app_url: str | None = None) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
 
-from tenantry.authz import Perm
+from tenantry.authz import Perm, visibility
 from tenantry.authz import engine as authz_engine
 from tenantry.authz.roles import BUILTIN_ROLES
 from tenantry.db import scoping
@@ -263,12 +263,52 @@ def resend_invitation(ctx: ServiceContext, user_id: uuid.UUID) -> None:
     invitations.send_invitation(ctx, user, tenant=tenant)
 
 
-def my_tenants(ctx: ServiceContext) -> list[tuple[tenants.TenantView, list[str], bool]]:
-    """The tenant switcher: the caller's tenants with counts, roles and the default flag."""
+@dataclass
+class MyTenant:
+    """One row of the tenant switcher.
+
+    `access` says why the caller may work there: `member` (belongs to it, with `roles`),
+    `superadmin`, or `cross_view` (sees it through a global grant such as `tenant.cross_view`,
+    without membership).
+    """
+
+    view: tenants.TenantView
+    roles: list[str]
+    is_default: bool
+    access: str
+
+
+def my_tenants(ctx: ServiceContext) -> list[MyTenant]:
+    """The tenant switcher: every tenant the caller may work in, with status, counts and roles.
+
+    The same tenants `GET /tenants` shows them (one visibility filter), in a fixed number of
+    statements however many there are: the tenants, the caller's memberships and tenant roles,
+    and two grouped counts.
+    """
     me = users.me(ctx)
-    rows = users.user_tenants(ctx, me.id)
-    if ctx.principal.key_tenant_id is not None:
-        # Security: a key restricted to one tenant does not reveal the owner's other tenants.
-        rows = [(t, roles) for t, roles in rows if t.id == ctx.principal.key_tenant_id]
-    counts = tenants.counts(ctx.session, [t.id for t, _ in rows])
-    return [(tenants.TenantView(t, *counts[t.id]), roles, me.default_tenant_id == t.id) for t, roles in rows]
+    with scoping.cross_tenant(ctx.session):
+        # The visibility filter is the tenant boundary for this one statement (as in list_tenants).
+        visible = list(
+            ctx.session.scalars(
+                select(Tenant)
+                .where(visibility.tenant_filter(ctx.session, ctx.principal))
+                .order_by(Tenant.slug)
+            )
+        )
+    roles = {t.id: r for t, r in users.user_tenants(ctx, me.id)}
+    counts = tenants.counts(ctx.session, [t.id for t in visible])
+    return [
+        MyTenant(
+            view=tenants.TenantView(t, *counts[t.id]),
+            roles=roles.get(t.id, []),
+            is_default=me.default_tenant_id == t.id,
+            access=_access(ctx, member=t.id in roles),
+        )
+        for t in visible
+    ]
+
+
+def _access(ctx: ServiceContext, *, member: bool) -> str:
+    if member:
+        return "member"
+    return "superadmin" if ctx.principal.is_superadmin else "cross_view"

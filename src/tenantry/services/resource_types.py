@@ -6,7 +6,6 @@ import json
 import re
 from typing import Any
 
-import jsonschema
 import jsonschema_rs
 from sqlalchemy import select
 
@@ -94,15 +93,24 @@ BUILTIN_TYPES: list[dict[str, Any]] = [
 ]
 
 
+def _no_retrieval(uri: str) -> Any:
+    raise ValueError(f"references outside the schema are not allowed ({uri})")
+
+
 def compile_schema(schema: dict[str, Any]) -> Any:
-    """A fast (Rust) validator for a type's schema; the schema itself must be valid Draft 2020-12."""
+    """A fast (Rust) validator for a type's schema, which must itself be valid JSON Schema.
+
+    jsonschema-rs checks the schema against its draft's meta-schema (2020-12 unless `$schema`
+    names another) and resolves every `$ref` while compiling. It would fetch http(s) and file
+    URIs for a `$ref` (SSRF, local file read), so retrieval is refused: only references inside
+    the schema and the built-in meta-schemas resolve.
+    """
     try:
-        jsonschema.Draft202012Validator.check_schema(schema)
-    except jsonschema.SchemaError as exc:
+        return jsonschema_rs.validator_for(schema, validate_formats=True, retriever=_no_retrieval)
+    except jsonschema_rs.ValidationError as exc:
         raise Invalid(
             f"the schema is not valid JSON Schema: {exc.message}", code="invalid_schema", field="schema"
         ) from None
-    return jsonschema_rs.validator_for(schema, validate_formats=True)
 
 
 # type key -> (schema fingerprint, compiled validator). The fingerprint is the schema itself, not

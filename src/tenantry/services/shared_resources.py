@@ -6,6 +6,7 @@ everyone else sees nothing (404).
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -18,6 +19,7 @@ from tenantry.db.types import utcnow
 from tenantry.errors import Conflict, Invalid, NotFound
 from tenantry.services import audit
 from tenantry.services.context import ServiceContext
+from tenantry.services.pagination import Page, decode_cursor, encode_cursor
 
 STATUSES = ("active", "maintenance", "offline")
 PROTOCOLS = ("wireguard", "ikev2")
@@ -61,18 +63,39 @@ def assignments(ctx: ServiceContext, ids: list[uuid.UUID]) -> dict[uuid.UUID, li
     return out
 
 
-def list_shared(ctx: ServiceContext) -> list[SharedResource]:
-    """Admin view (superadmins) or, in a tenant context, only what is assigned to that tenant."""
+def list_shared(ctx: ServiceContext, *, limit: int, cursor: str | None = None) -> Page[SharedResource]:
+    """Admin view (superadmins) or, in a tenant context, only what is assigned to that tenant.
+
+    Ordered by name, then id (names need not be unique), paged on that keyset.
+    """
+    stmt = select(SharedResource)
     if ctx.tenant is not None:
         ctx.require(Perm.SHARED_RESOURCE_READ)
         assigned = select(SharedResourceAssignment.shared_resource_id)  # scoped to ctx.tenant
-        return list(
-            ctx.session.scalars(
-                select(SharedResource).where(SharedResource.id.in_(assigned)).order_by(SharedResource.name)
-            )
+        stmt = stmt.where(SharedResource.id.in_(assigned))
+    else:
+        ctx.require(Perm.SHARED_RESOURCE_MANAGE, global_scope=True)
+    if cursor:
+        name, last_id = _decode_name_cursor(cursor)
+        stmt = stmt.where(
+            (SharedResource.name > name) | ((SharedResource.name == name) & (SharedResource.id > last_id))
         )
-    ctx.require(Perm.SHARED_RESOURCE_MANAGE, global_scope=True)
-    return list(ctx.session.scalars(select(SharedResource).order_by(SharedResource.name)))
+    rows = list(ctx.session.scalars(stmt.order_by(SharedResource.name, SharedResource.id).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor(json.dumps([rows[-1].name, str(rows[-1].id)])) if more else None
+    return Page(rows, next_cursor)
+
+
+def _decode_name_cursor(cursor: str) -> tuple[str, uuid.UUID]:
+    """Only a cursor we issued: `[name, id]`; anything else (tampered, other types) is a 422."""
+    try:
+        name, last_id = json.loads(decode_cursor(cursor))
+        if not isinstance(name, str) or not isinstance(last_id, str) or "\x00" in name:
+            raise TypeError
+        return name, uuid.UUID(last_id)
+    except (ValueError, TypeError):
+        raise Invalid("cursor is not valid", code="invalid_cursor") from None
 
 
 def get_shared(ctx: ServiceContext, shared_id: uuid.UUID) -> SharedResource:

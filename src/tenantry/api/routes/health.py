@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 
 from tenantry.api.problems import problem
 from tenantry.config import Settings
+from tenantry.db import migrate
 
 router = APIRouter(tags=["health"])
 PUBLIC_PATHS = {"/healthz", "/readyz", "/metrics"}
@@ -25,9 +26,25 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz", response_model=None)
 def readyz(request: Request) -> dict[str, str] | Response:
+    """Ready = database reachable and migrated to this code's head (a pending upgrade is not ready).
+
+    Once the schema was seen at head the answer is remembered (migrations only move forward
+    while the process runs), so later probes cost one `SELECT 1`.
+    """
+    state = request.app.state
     try:
-        with request.app.state.db.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
+        with state.db.engine.connect() as conn:
+            if getattr(state, "schema_at_head", False):
+                conn.execute(text("SELECT 1"))
+            elif migrate.at_head(conn):
+                state.schema_at_head = True
+            else:
+                return problem(
+                    503,
+                    "migrations_pending",
+                    "the database is not migrated to this version; run `tenantry init` "
+                    "(or `tenantry migrate`)",
+                )
     except Exception as exc:  # any driver error means "not ready"
         return problem(503, "database_unavailable", f"database not reachable: {type(exc).__name__}")
     return {"status": "ready"}

@@ -60,15 +60,17 @@ def change_password(ctx: CtxDep, body: PasswordChange) -> Response:
 def my_tenants(ctx: CtxDep) -> list[UserTenantOut]:
     return [
         UserTenantOut(
-            id=v.tenant.id,
-            slug=v.tenant.slug,
-            name=v.tenant.name,
-            roles=roles,
-            is_default=default,
-            member_count=v.member_count,
-            resource_count=v.resource_count,
+            id=row.view.tenant.id,
+            slug=row.view.tenant.slug,
+            name=row.view.tenant.name,
+            status=row.view.tenant.status,
+            access=row.access,
+            roles=row.roles,
+            is_default=row.is_default,
+            member_count=row.view.member_count,
+            resource_count=row.view.resource_count,
         )
-        for v, roles, default in memberships.my_tenants(ctx)
+        for row in memberships.my_tenants(ctx)
     ]
 
 

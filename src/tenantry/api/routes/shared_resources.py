@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 
 from tenantry.api.deps import CtxDep, TenantCtxDep
+from tenantry.api.schemas import Page
 from tenantry.api.schemas.resources import (
     AssignmentIn,
     SharedResourceCreate,
@@ -29,9 +31,18 @@ def _out(ctx: ServiceContext, items: list[shared.SharedResource]) -> list[Shared
     return [SharedResourceOut.of(s, assigned[s.id]) for s in items]
 
 
-@router.get(ADMIN, response_model=list[SharedResourceOut])
-def list_shared(ctx: CtxDep) -> list[SharedResourceOut]:
-    return _out(ctx, shared.list_shared(ctx))
+Limit = Annotated[int, Query(ge=1, le=200)]
+Cursor = Annotated[str | None, Query(max_length=500)]
+
+
+def _page(ctx: ServiceContext, limit: int, cursor: str | None) -> Page[SharedResourceOut]:
+    page = shared.list_shared(ctx, limit=limit, cursor=cursor)
+    return Page(items=_out(ctx, page.items), next_cursor=page.next_cursor)
+
+
+@router.get(ADMIN, response_model=Page[SharedResourceOut])
+def list_shared(ctx: CtxDep, limit: Limit = 50, cursor: Cursor = None) -> Page[SharedResourceOut]:
+    return _page(ctx, limit, cursor)
 
 
 @router.post(ADMIN, response_model=SharedResourceOut, status_code=201)
@@ -82,9 +93,11 @@ def unassign_tenant(ctx: CtxDep, shared_id: uuid.UUID, tenant_id: uuid.UUID) -> 
     return Response(status_code=204)
 
 
-@router.get(TENANT, response_model=list[SharedResourceOut])
-def list_tenant_shared(ctx: TenantCtxDep) -> list[SharedResourceOut]:
-    return _out(ctx, shared.list_shared(ctx))
+@router.get(TENANT, response_model=Page[SharedResourceOut])
+def list_tenant_shared(
+    ctx: TenantCtxDep, limit: Limit = 50, cursor: Cursor = None
+) -> Page[SharedResourceOut]:
+    return _page(ctx, limit, cursor)
 
 
 @router.get(TENANT + "/{shared_id}", response_model=SharedResourceOut)

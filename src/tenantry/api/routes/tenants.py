@@ -1,4 +1,4 @@
-"""`/api/v1/tenants`: list, create, get, update, delete (to the trash), restore."""
+"""`/api/v1/tenants`: list, create, get, update (PATCH) or replace (PUT), delete (to the trash), restore."""
 
 from __future__ import annotations
 
@@ -9,7 +9,14 @@ from fastapi import APIRouter, Header, Query, Response
 from tenantry.api.deps import CtxDep, TenantCtxDep
 from tenantry.api.etags import etag, parse_if_match
 from tenantry.api.schemas import Page
-from tenantry.api.schemas.tenants import DeletionOut, ImpactOut, TenantCreate, TenantOut, TenantUpdate
+from tenantry.api.schemas.tenants import (
+    DeletionOut,
+    ImpactOut,
+    TenantCreate,
+    TenantOut,
+    TenantReplace,
+    TenantUpdate,
+)
 from tenantry.services import tenants
 
 router = APIRouter(prefix="/api/v1/tenants", tags=["tenants"])
@@ -57,6 +64,18 @@ def get_tenant(ctx: TenantCtxDep, response: Response) -> TenantOut:
 def update_tenant(
     ctx: TenantCtxDep, body: TenantUpdate, response: Response, if_match: IfMatch = None
 ) -> TenantOut:
+    assert ctx.tenant is not None
+    tenant = tenants.update_tenant(ctx, ctx.tenant, body.changes(), if_match=parse_if_match(if_match))
+    ctx.commit()
+    response.headers["ETag"] = etag(tenant.version)
+    return TenantOut.of(tenants.view(ctx, tenant))
+
+
+@router.put("/{tenant}", response_model=TenantOut)
+def replace_tenant(
+    ctx: TenantCtxDep, body: TenantReplace, response: Response, if_match: IfMatch = None
+) -> TenantOut:
+    """Full update: the same rules, permission and audit as PATCH, with every field given."""
     assert ctx.tenant is not None
     tenant = tenants.update_tenant(ctx, ctx.tenant, body.changes(), if_match=parse_if_match(if_match))
     ctx.commit()

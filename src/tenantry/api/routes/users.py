@@ -93,6 +93,8 @@ def user_tenants(ctx: CtxDep, user_id: uuid.UUID) -> list[UserTenantOut]:
             id=t.id,
             slug=t.slug,
             name=t.name,
+            status=t.status,
+            access="member",  # the user's memberships, whoever asks
             roles=roles,
             is_default=user.default_tenant_id == t.id,
             member_count=counts[t.id][0],

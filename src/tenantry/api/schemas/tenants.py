@@ -45,6 +45,26 @@ class TenantUpdate(Strict):
         return out
 
 
+class TenantReplace(Strict):
+    """PUT: the whole editable tenant. Every field must be sent (`branding: null` clears it), so
+    an omitted field is a 422 rather than a silent reset (a forgotten `status` must not unsuspend)."""
+
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(max_length=4000)
+    branding: Branding | None
+    status: Literal["active", "suspended"]
+
+    def changes(self) -> dict[str, object]:
+        """Every editable field, flattened to the service's names (absent branding parts → None)."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "branding_color": self.branding.color if self.branding else None,
+            "branding_logo_url": self.branding.logo_url if self.branding else None,
+            "status": self.status,
+        }
+
+
 class BrandingOut(BaseModel):
     color: str | None
     logo_url: str | None

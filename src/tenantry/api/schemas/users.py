@@ -98,9 +98,14 @@ class PasswordChange(Strict):
 
 
 class UserTenantOut(BaseModel):
+    """A tenant the caller may work in. `access`: why (member, superadmin, or a global grant
+    such as `tenant.cross_view`); a suspended tenant is listed but closed to its members."""
+
     id: uuid.UUID
     slug: str
     name: str
+    status: Literal["active", "suspended"]
+    access: Literal["member", "superadmin", "cross_view"]
     roles: list[str]
     is_default: bool
     member_count: int
