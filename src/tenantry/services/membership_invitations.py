@@ -100,12 +100,16 @@ def _me(ctx: ServiceContext) -> uuid.UUID:
     return ctx.principal.user_id
 
 
-def _require_session(ctx: ServiceContext) -> uuid.UUID:
-    """Joining a tenant is the account holder's own decision: a signed-in session, not a key."""
-    user_id = _me(ctx)
+def _answerable(ctx: ServiceContext, invitation_id: uuid.UUID) -> MyInvitation:
+    """One's own open invitation, answered from a signed-in session.
+
+    Joining a tenant is the account holder's own decision, not something a key does; what a key
+    could not even see (another tenant's) is a 404 first.
+    """
+    mine = _mine(ctx, _me(ctx), invitation_id)
     if ctx.principal.key_id is not None:
         raise PermissionDenied("answer invitations from a signed-in session", code="session_required")
-    return user_id
+    return mine
 
 
 def _visible_to(principal: Principal, user_id: uuid.UUID) -> Select[tuple[MembershipInvitation, Tenant]]:
@@ -144,9 +148,9 @@ def _mine(ctx: ServiceContext, user_id: uuid.UUID, invitation_id: uuid.UUID) -> 
 
 def accept(ctx: ServiceContext, invitation_id: uuid.UUID) -> Joined:
     """Become a member with the invited role."""
-    user_id = _require_session(ctx)
-    mine = _mine(ctx, user_id, invitation_id)
+    mine = _answerable(ctx, invitation_id)
     inv, tenant = mine.invitation, mine.tenant
+    user_id = inv.user_id
     user = ctx.session.get(User, user_id)
     if user is None:
         raise NotFound("invitation")
@@ -172,8 +176,7 @@ def accept(ctx: ServiceContext, invitation_id: uuid.UUID) -> Joined:
 
 def decline(ctx: ServiceContext, invitation_id: uuid.UUID) -> None:
     """Say no: the invitation is gone and the tenant's audit log says so."""
-    user_id = _require_session(ctx)
-    mine = _mine(ctx, user_id, invitation_id)
+    mine = _answerable(ctx, invitation_id)
     inv, tenant = mine.invitation, mine.tenant
     with scoping.in_tenant(ctx.session, tenant.id):
         ctx.session.delete(inv)
