@@ -112,7 +112,7 @@ def _answerable(ctx: ServiceContext, invitation_id: uuid.UUID) -> MyInvitation:
     return mine
 
 
-def _visible_to(principal: Principal, user_id: uuid.UUID) -> Select[tuple[MembershipInvitation, Tenant]]:
+def _visible_to(principal: Principal, user_id: uuid.UUID) -> Select[MembershipInvitation, Tenant]:
     stmt = (
         select(MembershipInvitation, Tenant)
         .join(Tenant, Tenant.id == MembershipInvitation.tenant_id)
