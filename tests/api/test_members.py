@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections import Counter
+from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from tenantry.db import scoping
 from tenantry.db.session import Database
-from tenantry.db.tables import AuditEvent, Grant, Membership, OutboxMessage, User
+from tenantry.db.tables import AuditEvent, Grant, Membership, MembershipInvitation, OutboxMessage, User
+from tenantry.db.types import utcnow
 from tests.personas import PASSWORD, login_token
 
 ACME = "/api/v1/tenants/acme/members"
 GLOBEX = "/api/v1/tenants/globex/members"
+ME_INV = "/api/v1/me/invitations"
+INVITATION_FIELDS = {"id", "email", "role", "status", "invited_by", "created_at", "expires_at"}
 STRONG = "violet-harbour-engine-stapler-91"
 TENANT_ROLES = ["tenant_admin", "member", "viewer", "auditor"]
 
@@ -87,16 +92,60 @@ def _link_token(msg: OutboxMessage) -> str:
     return m.group(1)
 
 
-def _tenant_audit(api, persona: str, tenant: str, action: str) -> list[dict]:
-    r = api(persona).get(f"/api/v1/tenants/{tenant}/audit", params={"action": action, "limit": 200})
+def _tenant_audit(api, persona: str, tenant: str, action: str | None) -> list[dict]:
+    params = {"limit": 200} | ({"action": action} if action else {})
+    r = api(persona).get(f"/api/v1/tenants/{tenant}/audit", params=params)
     assert r.status_code == 200, r.text
     return r.json()["items"]
 
 
-def _add(api, persona: str = "acme_admin", base: str = ACME, **body) -> dict:
+def _add(api, persona: str = "superadmin", base: str = ACME, **body) -> dict:
+    """Attach at once (account administrators do)."""
     r = api(persona).post(base, json=body)
     assert r.status_code == 201, r.text
     return r.json()
+
+
+def _invite(api, persona: str = "acme_admin", base: str = ACME, **body) -> dict:
+    """Anyone else leaves an invitation."""
+    r = api(persona).post(base, json=body)
+    assert r.status_code == 202, r.text
+    return r.json()
+
+
+def _pending(api, persona: str = "acme_admin", base: str = ACME) -> list[dict]:
+    r = api(persona).get(f"{base}/invitations", params={"limit": 200})
+    assert r.status_code == 200, r.text
+    return r.json()["items"]
+
+
+def _invitation_rows(db: Database) -> int:
+    with db.sessions() as s, scoping.cross_tenant(s), scoping.include_deleted(s):
+        return s.scalar(select(func.count()).select_from(MembershipInvitation)) or 0
+
+
+def _expire(db: Database, invitation_id: str) -> None:
+    with db.unit_of_work() as s, scoping.cross_tenant(s):
+        s.execute(
+            update(MembershipInvitation)
+            .where(MembershipInvitation.id == uuid.UUID(invitation_id))
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+
+
+def _lifetime(inv: dict) -> timedelta:
+    """Expiry minus creation, to the minute."""
+    delta = datetime.fromisoformat(inv["expires_at"]) - datetime.fromisoformat(inv["created_at"])
+    return timedelta(minutes=round(delta.total_seconds() / 60))
+
+
+def _accept_link(api, mail: OutboxMessage) -> str:
+    """Set the first password through the mailed link; the new session's token."""
+    r = api(None).post(
+        "/api/v1/auth/invitations/accept", json={"token": _link_token(mail), "password": STRONG}
+    )
+    assert r.status_code == 200, r.text
+    return r.json()["token"]
 
 
 # --- list ----------------------------------------------------------------------------------
@@ -193,12 +242,12 @@ def test_list_members_without_token_401(api):
     _problem(api(None).get(ACME), 401, "unauthenticated")
 
 
-# --- add -----------------------------------------------------------------------------------
+# --- add: account administrators attach at once ----------------------------------------------
 
 
-def test_add_member_by_user_id(api, client, personas):
+def test_add_member_superadmin_attaches_existing_account_by_user_id_at_once(api, client, db, personas):
     uid = _uid(personas, "outsider")
-    r = api("acme_admin").post(ACME, json={"user_id": uid, "role": "member"})
+    r = api("superadmin").post(ACME, json={"user_id": uid, "role": "member"})
     assert r.status_code == 201, r.text
     body = r.json()
     assert body["user_id"] == uid
@@ -206,6 +255,7 @@ def test_add_member_by_user_id(api, client, personas):
     assert body["roles"] == ["member"]
     assert body["is_default"] is True  # their first tenant becomes the default
     assert "outsider@example.com" in _members(api, "acme_admin")
+    assert _invitation_rows(db) == 0
     # They can work in acme now, with their existing token.
     token = personas.tokens["outsider"]
     assert client.get(ACME, headers=_auth(token)).status_code == 200
@@ -217,8 +267,8 @@ def test_add_member_role_defaults_to_member(api, personas):
     assert _add(api, user_id=_uid(personas, "outsider"))["roles"] == ["member"]
 
 
-def test_add_member_by_email_of_existing_user_case_insensitive(api, db, personas):
-    r = api("acme_admin").post(ACME, json={"email": "  GLOBEX.Member@Example.com ", "role": "viewer"})
+def test_add_member_superadmin_by_email_of_existing_user_case_insensitive(api, db, personas):
+    r = api("superadmin").post(ACME, json={"email": "  GLOBEX.Member@Example.com ", "role": "viewer"})
     assert r.status_code == 201, r.text
     body = r.json()
     assert body["user_id"] == _uid(personas, "globex_member")
@@ -228,33 +278,137 @@ def test_add_member_by_email_of_existing_user_case_insensitive(api, db, personas
     assert _outbox(db, "globex.member@example.com") == []
 
 
-def test_add_member_by_unknown_email_creates_user_and_mails_invitation(api, client, db, personas):
-    r = api("acme_admin").post(ACME, json={"email": "Newbie@Example.com", "role": "viewer"})
+def test_add_member_superadmin_by_unknown_email_creates_member_and_mails_link(api, client, db, personas):
+    r = api("superadmin").post(ACME, json={"email": "Newbie@Example.com", "role": "viewer"})
     assert r.status_code == 201, r.text
     body = r.json()
     assert body["email"] == "newbie@example.com"
     assert body["invitation_pending"] is True
     assert body["roles"] == ["viewer"]
-    assert _user_count(db, "newbie@example.com") == 1
     mails = _outbox(db, "newbie@example.com")
     assert [m.kind for m in mails] == ["invitation"]
-    assert mails[0].tenant_id == personas.acme.id
-    assert "Acme Corp" in mails[0].body_text
-    r = api(None).post(
-        "/api/v1/auth/invitations/accept", json={"token": _link_token(mails[0]), "password": STRONG}
-    )
-    assert r.status_code == 200, r.text
-    token = r.json()["token"]
+    token = _accept_link(api, mails[0])
     assert client.get(ACME, headers=_auth(token)).status_code == 200
+
+
+def test_add_member_superadmin_attach_settles_an_open_invitation(api, db, personas):
+    _invite(api, email="outsider@example.com", role="viewer")
+    assert _invitation_rows(db) == 1
+    _add(api, user_id=_uid(personas, "outsider"), role="auditor")
+    assert _invitation_rows(db) == 0
+    assert api("outsider").get(ME_INV).json() == []
+    assert _members(api, "acme_admin")["outsider@example.com"]["roles"] == ["auditor"]
+
+
+# --- add: everyone else invites, with one answer for every address ---------------------------------
+
+
+def test_add_member_by_tenant_admin_same_answer_whether_or_not_an_account_exists(api, db, personas):
+    before = Counter(e["action"] for e in _tenant_audit(api, "acme_admin", "acme", None))
+    existing = api("acme_admin").post(ACME, json={"email": "globex.member@example.com", "role": "viewer"})
+    new = api("acme_admin").post(ACME, json={"email": "newbie@example.com", "role": "viewer"})
+    assert existing.status_code == new.status_code == 202, (existing.text, new.text)
+    a, b = existing.json(), new.json()
+    assert set(a) == set(b) == INVITATION_FIELDS  # no names, no user id, no "pending" flag
+    assert (a["status"], a["role"], a["invited_by"]) == (b["status"], b["role"], b["invited_by"])
+    assert a["status"] == "invited"
+    assert a["invited_by"] == "acme.admin@example.com"
+    assert _lifetime(a) == _lifetime(b) == timedelta(days=7)
+    # Both got exactly one mail, neither is a member yet.
+    assert len(_outbox(db, "globex.member@example.com")) == len(_outbox(db, "newbie@example.com")) == 1
+    assert len(_members(api, "acme_admin")) == 4
+    # The pending list shows both alike.
+    rows = {r["email"]: r for r in _pending(api)}
+    assert set(rows) == {"globex.member@example.com", "newbie@example.com"}
+    assert rows["globex.member@example.com"] | {
+        "id": None,
+        "email": None,
+        "created_at": None,
+        "expires_at": None,
+    } == (rows["newbie@example.com"] | {"id": None, "email": None, "created_at": None, "expires_at": None})
+    # The tenant's audit log: the same events for both, naming the invitations, not the accounts.
+    after = _tenant_audit(api, "acme_admin", "acme", None)
+    assert Counter(e["action"] for e in after) - before == Counter({"member.invite": 2})
+    invites = _tenant_audit(api, "acme_admin", "acme", "member.invite")
+    assert {e["target"]["type"] for e in invites} == {"membership_invitation"}
+    assert {e["target"]["id"] for e in invites} == {a["id"], b["id"]}
+    assert {tuple(sorted(e["after"])) for e in invites} == {("email", "expires_at", "role")}
+
+
+def test_add_member_by_tenant_admin_existing_account_is_asked_not_attached(api, client, db, personas):
+    body = _invite(api, email="  GLOBEX.Member@Example.com ", role="viewer")
+    assert body["email"] == "globex.member@example.com"
+    assert _user_count(db, "globex.member@example.com") == 1
+    [mail] = _outbox(db, "globex.member@example.com")
+    assert mail.kind == "membership_invitation"
+    assert mail.tenant_id == personas.acme.id
+    assert "Acme Corp" in mail.body_text and "viewer" in mail.body_text
+    assert "token=" not in mail.body_text  # nothing to redeem: the account answers when signed in
+    token = personas.tokens["globex_member"]
+    _problem(client.get(ACME, headers=_auth(token)), 404, "not_found")
+    assert "globex.member@example.com" not in _members(api, "acme_admin")
+    assert _live_memberships(db, personas.users["globex_member"].id) == [str(personas.globex.id)]
+    [mine] = api("globex_member").get(ME_INV).json()
+    assert mine["id"] == body["id"]
+
+
+def test_add_member_by_tenant_admin_user_id_is_an_invitation_too(api, client, db, personas):
+    r = api("acme_admin").post(ACME, json={"user_id": _uid(personas, "outsider"), "role": "member"})
+    assert r.status_code == 202, r.text
+    assert set(r.json()) == INVITATION_FIELDS
+    assert r.json()["email"] == "outsider@example.com"
+    assert _live_memberships(db, personas.users["outsider"].id) == []
+    _problem(client.get(ACME, headers=_auth(personas.tokens["outsider"])), 403, "no_tenant")
+
+
+def test_add_member_by_tenant_admin_unknown_email_joins_by_accepting_the_link(api, client, db, personas):
+    body = _invite(api, email="Newbie@Example.com", role="viewer")
+    assert body["email"] == "newbie@example.com"
+    assert _user_count(db, "newbie@example.com") == 1
+    assert "newbie@example.com" not in _members(api, "acme_admin")
+    [mail] = _outbox(db, "newbie@example.com")
+    assert mail.kind == "invitation"
+    assert mail.tenant_id == personas.acme.id
+    assert "Acme Corp" in mail.body_text
+    token = _accept_link(api, mail)
+    assert client.get(ACME, headers=_auth(token)).status_code == 200
+    member = _members(api, "acme_admin")["newbie@example.com"]
+    assert (member["roles"], member["is_default"]) == (["viewer"], True)
+    assert _pending(api) == []
+    accepted = _tenant_audit(api, "acme_admin", "acme", "member.invitation_accept")
+    assert [e["target"]["id"] for e in accepted] == [body["id"]]
+    # The new account's own creation is not in the tenant's log.
+    assert _tenant_audit(api, "acme_admin", "acme", "user.create") == []
+    # Joined with the role it was invited with: no member.manage.
     _problem(
         client.post(ACME, json={"email": "x@example.com"}, headers=_auth(token)), 403, "permission_denied"
     )
 
 
+def test_add_member_by_tenant_admin_trashed_account_gets_the_same_answer(api, db, personas):
+    assert api("superadmin").delete(f"/api/v1/users/{_uid(personas, 'outsider')}").status_code == 200
+    r = api("acme_admin").post(ACME, json={"email": "outsider@example.com"})
+    assert r.status_code == 202, r.text  # not 409 email_taken: that would tell an account exists
+    assert set(r.json()) == INVITATION_FIELDS
+    assert [p["email"] for p in _pending(api)] == ["outsider@example.com"]
+
+
+def test_add_member_by_tenant_admin_twice_renews_the_invitation(api, db, personas):
+    first = _invite(api, email="globex.member@example.com", role="viewer")
+    second = _invite(api, email="globex.member@example.com", role="auditor")
+    assert second["id"] == first["id"]
+    assert second["role"] == "auditor"
+    assert second["expires_at"] >= first["expires_at"]
+    assert len(_outbox(db, "globex.member@example.com")) == 2
+    assert [(p["id"], p["role"]) for p in _pending(api)] == [(first["id"], "auditor")]
+
+
 @pytest.mark.parametrize("role", TENANT_ROLES)
-def test_add_member_tenant_admin_may_grant_every_builtin_tenant_role(api, personas, role):
-    body = _add(api, user_id=_uid(personas, "outsider"), role=role)
-    assert body["roles"] == [role]
+def test_add_member_tenant_admin_may_invite_with_every_builtin_tenant_role(api, personas, role):
+    body = _invite(api, user_id=_uid(personas, "outsider"), role=role)
+    assert body["role"] == role
+    r = api("outsider").post(f"{ME_INV}/{body['id']}/accept")
+    assert r.status_code == 200, r.text
     assert _members(api, "acme_admin")["outsider@example.com"]["roles"] == [role]
 
 
@@ -281,25 +435,29 @@ def test_add_member_bad_input_422_nothing_written(api, db, personas, body, code)
     assert _all_audit(db) == before
     assert _user_count(db, "newbie@example.com") == 0
     assert _outbox(db, "newbie@example.com") == []
+    assert _invitation_rows(db) == 0
     assert len(_members(api, "acme_admin")) == 4
     assert _live_memberships(db, personas.users["outsider"].id) == []
 
 
-def test_add_member_unknown_or_deleted_user_id_404(api, personas):
+def test_add_member_unknown_or_deleted_user_id_404(api, db, personas):
     _problem(api("acme_admin").post(ACME, json={"user_id": str(uuid.uuid4())}), 404, "not_found")
     uid = _uid(personas, "outsider")
     assert api("superadmin").delete(f"/api/v1/users/{uid}").status_code == 200
     _problem(api("acme_admin").post(ACME, json={"user_id": uid}), 404, "not_found")
     assert len(_members(api, "acme_admin")) == 4
+    assert _invitation_rows(db) == 0
 
 
 @pytest.mark.parametrize("by", ["user_id", "email"])
-def test_add_member_already_member_409_already_member(api, db, personas, by):
+@pytest.mark.parametrize("persona", ["acme_admin", "superadmin"])
+def test_add_member_already_member_409_already_member(api, db, personas, by, persona):
     value = _uid(personas, "acme_viewer") if by == "user_id" else "ACME.viewer@example.com"
     before = _all_audit(db)
-    _problem(api("acme_admin").post(ACME, json={by: value, "role": "tenant_admin"}), 409, "already_member")
+    _problem(api(persona).post(ACME, json={by: value, "role": "tenant_admin"}), 409, "already_member")
     assert _members(api, "acme_admin")["acme.viewer@example.com"]["roles"] == ["viewer"]
     assert _all_audit(db) == before
+    assert _invitation_rows(db) == 0
 
 
 @pytest.mark.parametrize("persona", ["acme_member", "acme_viewer", "acme_auditor"])
@@ -312,6 +470,7 @@ def test_add_member_without_member_manage_403(api, db, personas, persona):
     assert _all_audit(db) == before
     assert _user_count(db, "newbie@example.com") == 0
     assert _live_memberships(db, personas.users["outsider"].id) == []
+    assert _invitation_rows(db) == 0
 
 
 def test_add_member_other_tenant_admin_404(api, db, personas):
@@ -320,6 +479,7 @@ def test_add_member_other_tenant_admin_404(api, db, personas):
     _problem(api("globex_admin").post(ACME, json={"email": "newbie@example.com"}), 404, "not_found")
     assert _all_audit(db) == before
     assert _user_count(db, "newbie@example.com") == 0
+    assert _invitation_rows(db) == 0
 
 
 def test_add_member_outsider_403_no_tenant(api, personas):
@@ -340,8 +500,117 @@ def test_add_member_writes_audit_event_member_add_in_the_tenant(api, personas):
     events = [e for e in _tenant_audit(api, "acme_admin", "acme", "member.add") if e["target"]["id"] == uid]
     assert len(events) == 1
     assert events[0]["after"]["role"] == "viewer"
-    assert events[0]["actor"]["id"] == _uid(personas, "acme_admin")
+    assert events[0]["actor"]["id"] == _uid(personas, "superadmin")
     assert uid not in {e["target"]["id"] for e in _tenant_audit(api, "globex_admin", "globex", "member.add")}
+
+
+# --- pending invitations (the admin's side) ----------------------------------------------------
+
+
+def test_list_invitations_shows_open_and_expired_to_member_managers(api, db, personas):
+    a = _invite(api, email="globex.member@example.com", role="viewer")
+    b = _invite(api, email="newbie@example.com", role="auditor")
+    _expire(db, b["id"])
+    rows = _pending(api)
+    assert [(r["id"], r["email"], r["role"], r["status"]) for r in rows] == [
+        (a["id"], "globex.member@example.com", "viewer", "invited"),
+        (b["id"], "newbie@example.com", "auditor", "expired"),
+    ]
+    assert all(set(r) == INVITATION_FIELDS for r in rows)
+    assert _pending(api, "superadmin") == rows
+    assert _pending(api, "globex_admin", GLOBEX) == []
+
+
+def test_list_invitations_pagination(api):
+    for i in range(3):
+        _invite(api, email=f"page{i}@example.com")
+    first = api("acme_admin").get(f"{ACME}/invitations", params={"limit": 2}).json()
+    assert len(first["items"]) == 2 and first["next_cursor"]
+    rest = api("acme_admin").get(f"{ACME}/invitations", params={"limit": 2, "cursor": first["next_cursor"]})
+    assert [r["email"] for r in first["items"] + rest.json()["items"]] == [
+        f"page{i}@example.com" for i in range(3)
+    ]
+    assert rest.json()["next_cursor"] is None
+
+
+@pytest.mark.parametrize(
+    ("params", "code"), [({"cursor": "!!!!"}, "invalid_cursor"), ({"limit": 0}, "validation_error")]
+)
+def test_list_invitations_bad_query_422(api, params, code):
+    _problem(api("acme_admin").get(f"{ACME}/invitations", params=params), 422, code)
+
+
+@pytest.mark.parametrize("persona", ["acme_member", "acme_viewer", "acme_auditor"])
+def test_list_invitations_needs_member_manage_403(api, persona):
+    _invite(api, email="newbie@example.com")
+    _problem(api(persona).get(f"{ACME}/invitations"), 403, "permission_denied")
+
+
+def test_list_invitations_other_tenant_404_and_outsider_403(api):
+    _invite(api, email="newbie@example.com")
+    _problem(api("globex_admin").get(f"{ACME}/invitations"), 404, "not_found")
+    _problem(api("outsider").get(f"{ACME}/invitations"), 403, "no_tenant")
+
+
+def test_revoke_invitation_withdraws_it_and_is_audited(api, db, personas):
+    inv = _invite(api, email="outsider@example.com", role="viewer")
+    r = api("acme_admin").delete(f"{ACME}/invitations/{inv['id']}")
+    assert r.status_code == 204, r.text
+    assert _pending(api) == []
+    assert api("outsider").get(ME_INV).json() == []
+    _problem(api("outsider").post(f"{ME_INV}/{inv['id']}/accept"), 404, "not_found")
+    [event] = _tenant_audit(api, "acme_admin", "acme", "member.invite_revoke")
+    assert event["target"] == {"type": "membership_invitation", "id": inv["id"]}
+    assert event["before"] == {"email": "outsider@example.com", "role": "viewer"}
+    _problem(api("acme_admin").delete(f"{ACME}/invitations/{inv['id']}"), 404, "not_found")
+
+
+def test_revoke_invitation_bad_id_422_unknown_or_other_tenant_404(api, db):
+    globex_inv = _invite(api, "globex_admin", GLOBEX, email="outsider@example.com")
+    before = _all_audit(db)
+    _problem(api("acme_admin").delete(f"{ACME}/invitations/not-a-uuid"), 422, "validation_error")
+    _problem(api("acme_admin").delete(f"{ACME}/invitations/{uuid.uuid4()}"), 404, "not_found")
+    _problem(api("acme_admin").delete(f"{ACME}/invitations/{globex_inv['id']}"), 404, "not_found")
+    _problem(api("globex_admin").delete(f"{ACME}/invitations/{globex_inv['id']}"), 404, "not_found")
+    assert _all_audit(db) == before
+    assert [p["id"] for p in _pending(api, "globex_admin", GLOBEX)] == [globex_inv["id"]]
+
+
+@pytest.mark.parametrize("persona", ["acme_member", "acme_viewer"])
+def test_revoke_invitation_without_member_manage_403(api, db, persona):
+    inv = _invite(api, email="newbie@example.com")
+    _problem(api(persona).delete(f"{ACME}/invitations/{inv['id']}"), 403, "permission_denied")
+    assert _invitation_rows(db) == 1
+
+
+# --- creating a tenant -------------------------------------------------------------------------
+
+
+def test_tenant_creator_without_superadmin_becomes_its_tenant_admin(api, client, db, personas):
+    sa = api("superadmin")
+    r = sa.post("/api/v1/roles", json={"key": "founder", "name": "Founder", "permissions": ["tenant.create"]})
+    assert r.status_code == 201, r.text
+    grant = {"principal": {"type": "user", "id": _uid(personas, "outsider")}, "role": "founder"}
+    assert sa.post("/api/v1/grants", json=grant).status_code == 201
+    r = api("outsider").post("/api/v1/tenants", json={"slug": "initech", "name": "Initech"})
+    assert r.status_code == 201, r.text
+    members = _members(api, "outsider", "/api/v1/tenants/initech/members")
+    assert members["outsider@example.com"]["roles"] == ["tenant_admin"]
+    assert members["outsider@example.com"]["is_default"] is True
+    # An admin indeed: they may invite there, and not anywhere else.
+    assert (
+        api("outsider").post("/api/v1/tenants/initech/members", json={"email": "x@example.com"}).status_code
+        == 202
+    )
+    _problem(api("outsider").get(ACME), 404, "not_found")
+    [event] = _tenant_audit(api, "outsider", "initech", "member.add")
+    assert event["after"]["via"] == "tenant.create"
+
+
+def test_tenant_creator_superadmin_does_not_become_a_member(api):
+    r = api("superadmin").post("/api/v1/tenants", json={"slug": "initech", "name": "Initech"})
+    assert r.status_code == 201, r.text
+    assert _members(api, "superadmin", "/api/v1/tenants/initech/members") == {}
 
 
 # --- get -----------------------------------------------------------------------------------
@@ -383,7 +652,7 @@ def test_change_member_role_replaces_role_and_takes_effect(api, client, personas
     assert r.json()["roles"] == ["tenant_admin"]
     assert _members(api, "acme_admin")["acme.member@example.com"]["roles"] == ["tenant_admin"]
     r = client.post(ACME, json={"email": "x@example.com"}, headers=_auth(token))
-    assert r.status_code == 201, r.text
+    assert r.status_code == 202, r.text
     r = api("acme_admin").patch(f"{ACME}/{uid}", json={"role": "viewer"})
     assert r.json()["roles"] == ["viewer"]
 
@@ -661,7 +930,7 @@ def test_resend_member_invitation_to_deactivated_user_refused(api, db, personas)
 
 def test_resend_member_invitation_non_member_404(api, db):
     # An invited user of globex, resent from acme.
-    uid = _add(api, "globex_admin", GLOBEX, email="globex.pending@example.com")["user_id"]
+    uid = _add(api, "superadmin", GLOBEX, email="globex.pending@example.com")["user_id"]
     _problem(api("acme_admin").post(f"{ACME}/{uid}/invitation"), 404, "not_found")
     _problem(api("acme_admin").post(f"{ACME}/{uuid.uuid4()}/invitation"), 404, "not_found")
     assert len(_outbox(db, "globex.pending@example.com")) == 1
@@ -687,6 +956,8 @@ def test_resend_member_invitation_permissions(api, db):
         ("PATCH", "/{id}", {"role": "viewer"}),
         ("DELETE", "/{id}", None),
         ("POST", "/{id}/invitation", None),
+        ("GET", "/invitations", None),
+        ("DELETE", "/invitations/{id}", None),
     ],
 )
 def test_members_endpoints_without_token_401(api, personas, method, suffix, body):

@@ -91,7 +91,7 @@ def add_user(db: Database, api, personas: Personas, persona: str, role: str) -> 
         ctx = ServiceContext(session=session, principal=system_principal("tests"))
         user = users.create_user(ctx, email=f"{persona}@example.com", password=PASSWORD)
         user_id = user.id
-    r = api("acme_admin").post("/api/v1/tenants/acme/members", json={"user_id": str(user_id), "role": role})
+    r = api("superadmin").post("/api/v1/tenants/acme/members", json={"user_id": str(user_id), "role": role})
     assert r.status_code == 201, r.text
     personas.tokens[persona] = login_token(db, f"{persona}@example.com")
     return user_id

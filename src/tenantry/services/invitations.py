@@ -16,7 +16,7 @@ from tenantry.mail import outbox
 from tenantry.security import tokens
 from tenantry.security.password_policy import check_password
 from tenantry.security.passwords import dummy_hash, hash_password, verify_password
-from tenantry.services import audit, auth, throttle
+from tenantry.services import audit, auth, membership_invitations, throttle
 from tenantry.services.context import ServiceContext
 
 INVITATION = "invitation"
@@ -45,8 +45,14 @@ def _issue(ctx: ServiceContext, user: User, kind: str, ttl: timedelta, tenant_id
     return token
 
 
-def send_invitation(ctx: ServiceContext, user: User, *, tenant: Tenant | None = None) -> None:
-    """Mail an invitation link (re-sending invalidates the previous link). Caller authorizes."""
+def send_invitation(
+    ctx: ServiceContext, user: User, *, tenant: Tenant | None = None, audit_in_tenant: bool = True
+) -> None:
+    """Mail an invitation link (re-sending invalidates the previous link). Caller authorizes.
+
+    `audit_in_tenant=False` keeps the event out of the tenant's log: a tenant admin inviting an
+    address must not learn from it that a new account was made.
+    """
     s = ctx.settings
     ttl = timedelta(days=s.invitation_days)
     token = _issue(ctx, user, INVITATION, ttl, tenant.id if tenant else None)
@@ -70,7 +76,7 @@ def send_invitation(ctx: ServiceContext, user: User, *, tenant: Tenant | None = 
         target_type="user",
         target_id=user.id,
         after={"email": user.email},
-        tenant_id=tenant.id if tenant else None,
+        tenant_id=tenant.id if tenant and audit_in_tenant else None,
     )
 
 
@@ -109,6 +115,7 @@ def accept_invitation(ctx: ServiceContext, *, token: str, password: str) -> auth
     user.password_hash = hash_password(password, ctx.settings)
     user.password_changed_at = utcnow()
     audit.record(ctx, "invitation.accept", target_type="user", target_id=user.id, tenant_id=ut.tenant_id)
+    membership_invitations.join_on_signup(ctx, user, ut.tenant_id)
     return auth.open_session(ctx, user, cookie=False)
 
 

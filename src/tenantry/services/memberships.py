@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import func, select, update
 
 from tenantry.authz import Perm, visibility
 from tenantry.authz import engine as authz_engine
-from tenantry.authz.roles import BUILTIN_ROLES
 from tenantry.db import scoping
-from tenantry.db.tables import Grant, Membership, Tenant, User
+from tenantry.db.tables import Grant, Membership, MembershipInvitation, Tenant, User
 from tenantry.db.types import utcnow
 from tenantry.errors import Conflict, Invalid, NotFound
 from tenantry.ids import uuid7
-from tenantry.services import audit, invitations, tenants, users
+from tenantry.mail import outbox
+from tenantry.services import audit, invitations, membership_invitations, tenants, users
 from tenantry.services.context import ServiceContext
 from tenantry.services.pagination import Page, decode_uuid_cursor, encode_cursor
 
@@ -41,10 +42,7 @@ def _tenant(ctx: ServiceContext) -> Tenant:
 
 
 def _check_role(ctx: ServiceContext, tenant: Tenant, role: str) -> None:
-    builtin = BUILTIN_ROLES.get(role)
-    if (builtin is not None and builtin.global_only) or (
-        builtin is None and role not in authz_engine.custom_roles(ctx.session, tenant.id)
-    ):
+    if not membership_invitations.role_available(ctx, tenant.id, role):
         raise Invalid(f"unknown tenant role {role!r}", code="unknown_role", field="role")
     authz_engine.require_grantable(ctx.session, ctx.principal, role, tenant.id)
 
@@ -124,6 +122,11 @@ def get_member(ctx: ServiceContext, user_id: uuid.UUID) -> MemberView:
     return _view(ctx, user)
 
 
+def may_attach_directly(ctx: ServiceContext) -> bool:
+    """Whoever administers accounts (superadmins) may attach one at once; everyone else asks it."""
+    return ctx.can(Perm.USER_MANAGE, global_scope=True)
+
+
 def add_member(
     ctx: ServiceContext,
     tenant: Tenant,
@@ -132,44 +135,149 @@ def add_member(
     user: User | None = None,
     user_id: uuid.UUID | None = None,
     email: str | None = None,
-) -> MemberView:
-    """Add by user object, id, or email. An unknown email creates the user and invites them."""
+) -> MemberView | MembershipInvitation:
+    """Add by user object, id, or email.
+
+    Account administrators attach at once (an unknown email creates the user and mails the
+    set-password link). Anyone else leaves an invitation the account must accept, and gets the
+    same answer whether or not an account exists.
+    """
     with scoping.in_tenant(ctx.session, tenant.id):
         ctx.require(Perm.MEMBER_MANAGE, tenant_id=tenant.id)
         _check_role(ctx, tenant, role)
+        if user is None and user_id is None and email is None:
+            raise Invalid("give user_id or email", code="user_required")
+        if not may_attach_directly(ctx):
+            return _invite(ctx, tenant, role=role, user=user, user_id=user_id, email=email)
         invite = False
         if user is None and user_id is not None:
-            user = ctx.session.get(User, user_id)
-            if user is None or user.deleted_at is not None:
-                raise NotFound("user")
+            user = _live_user(ctx, user_id)
         elif user is None and email is not None:
             user = users.find_by_email(ctx, users.normalise_email(email))
             if user is None:
                 user = users.new_user(ctx, email=email, password=None)
                 invite = True
-        if user is None:
-            raise Invalid("give user_id or email", code="user_required")
-        if ctx.session.scalar(select(Membership.id).where(Membership.user_id == user.id)) is not None:
-            raise Conflict("already a member", code="already_member")
-        ctx.session.add(Membership(tenant_id=tenant.id, user_id=user.id))
-        ctx.session.add(
-            Grant(tenant_id=tenant.id, principal_type="user", principal_id=user.id, role_key=role)
-        )
-        if user.default_tenant_id is None:
-            user.default_tenant_id = tenant.id
-        ctx.session.flush()
-        audit.record(
-            ctx,
-            "member.add",
-            target_type="user",
-            target_id=user.id,
-            after={"email": user.email, "role": role},
-            tenant_id=tenant.id,
-        )
+        assert user is not None
+        _refuse_member(ctx, user)
+        membership_invitations.join(ctx, tenant, user, role, via="direct")
         if invite:
             invitations.send_invitation(ctx, user, tenant=tenant)
-        authz_engine.forget(ctx.session)
         return MemberView(user, [role], user.default_tenant_id == tenant.id)
+
+
+def _live_user(ctx: ServiceContext, user_id: uuid.UUID) -> User:
+    user = ctx.session.get(User, user_id)
+    if user is None or user.deleted_at is not None:
+        raise NotFound("user")
+    return user
+
+
+def _refuse_member(ctx: ServiceContext, user: User) -> None:
+    # Telling "already a member" reveals nothing: members are listed to the same admins.
+    if ctx.session.scalar(select(Membership.id).where(Membership.user_id == user.id)) is not None:
+        raise Conflict("already a member", code="already_member")
+
+
+def _invite(
+    ctx: ServiceContext,
+    tenant: Tenant,
+    *,
+    role: str,
+    user: User | None,
+    user_id: uuid.UUID | None,
+    email: str | None,
+) -> MembershipInvitation:
+    """One invitation row, one mail, one tenant audit event: the same for every address.
+
+    Security: nothing the inviting admin sees (answer, pending list, their audit log) depends
+    on whether the address already had an account; the account's own events stay global.
+    """
+    if user is None and user_id is not None:
+        user = _live_user(ctx, user_id)
+    elif user is None and email is not None:
+        address = users.normalise_email(email)
+        # A trashed account keeps its address: invite it like any other (it sees it if restored).
+        user = ctx.session.scalar(
+            select(User).where(User.email == address).execution_options(include_deleted=True)
+        )
+        if user is None:
+            user = users.new_user(ctx, email=address, password=None)
+    assert user is not None
+    _refuse_member(ctx, user)
+    now = utcnow()
+    expires_at = now + timedelta(days=ctx.settings.invitation_days)
+    inv = ctx.session.scalar(select(MembershipInvitation).where(MembershipInvitation.user_id == user.id))
+    if inv is None:
+        inv = MembershipInvitation(tenant_id=tenant.id, id=uuid7(), user_id=user.id, email=user.email)
+        ctx.session.add(inv)
+    # Asking again renews the invitation (role, inviter, expiry) and sends the mail again.
+    inv.role_key = role
+    inv.invited_by_id = ctx.principal.user_id
+    inv.invited_by = ctx.principal.label
+    inv.expires_at = expires_at
+    ctx.session.flush()
+    if user.deleted_at is None:
+        if user.password_hash is None and user.active:
+            # No password yet: the account-creating link; setting the password accepts.
+            invitations.send_invitation(ctx, user, tenant=tenant, audit_in_tenant=False)
+        else:
+            outbox.enqueue(
+                ctx.session,
+                kind="membership_invitation",
+                to=user.email,
+                language=user.language,
+                tenant_id=tenant.id,
+                context={
+                    "link": f"{ctx.settings.public_url}/login",
+                    "inviter": ctx.principal.label or "An administrator",
+                    "tenant_name": tenant.name,
+                    "role": role,
+                    "expires_at": expires_at.strftime("%Y-%m-%d %H:%M UTC"),
+                    "brand_color": tenant.branding_color or "#2f6fde",
+                },
+            )
+    audit.record(
+        ctx,
+        "member.invite",
+        target_type="membership_invitation",
+        target_id=inv.id,
+        after={"email": inv.email, "role": role, "expires_at": expires_at},
+        tenant_id=tenant.id,
+    )
+    return inv
+
+
+def list_invitations(
+    ctx: ServiceContext, *, limit: int, cursor: str | None = None
+) -> Page[MembershipInvitation]:
+    """Open and expired invitations of the tenant, for those who manage its members."""
+    _tenant(ctx)
+    ctx.require(Perm.MEMBER_MANAGE)
+    stmt = select(MembershipInvitation)
+    if cursor:
+        stmt = stmt.where(MembershipInvitation.id > decode_uuid_cursor(cursor))
+    rows = list(ctx.session.scalars(stmt.order_by(MembershipInvitation.id).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(rows, encode_cursor(str(rows[-1].id)) if more else None)
+
+
+def revoke_invitation(ctx: ServiceContext, invitation_id: uuid.UUID) -> None:
+    """Withdraw an invitation before it is answered (the account, if any, is left alone)."""
+    _tenant(ctx)
+    ctx.require(Perm.MEMBER_MANAGE)
+    inv = ctx.session.scalar(select(MembershipInvitation).where(MembershipInvitation.id == invitation_id))
+    if inv is None:
+        raise NotFound("invitation")
+    ctx.session.delete(inv)
+    ctx.session.flush()
+    audit.record(
+        ctx,
+        "member.invite_revoke",
+        target_type="membership_invitation",
+        target_id=inv.id,
+        before={"email": inv.email, "role": inv.role_key},
+    )
 
 
 def change_member_role(ctx: ServiceContext, user_id: uuid.UUID, *, role: str) -> MemberView:

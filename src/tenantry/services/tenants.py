@@ -17,7 +17,7 @@ from tenantry.db.base import SoftDeletable, TenantOwned
 from tenantry.db.tables import ApiKey, DeletionBatch, Membership, Resource, Tenant
 from tenantry.errors import Conflict, Invalid, NotFound, PermissionDenied, PreconditionFailed
 from tenantry.ids import uuid7
-from tenantry.services import audit, trash, users
+from tenantry.services import audit, membership_invitations, trash, users
 from tenantry.services.context import ServiceContext
 from tenantry.services.pagination import Page, decode_cursor, encode_cursor
 
@@ -249,6 +249,7 @@ def create_tenant(
         after=snapshot(tenant),
         tenant_id=tenant.id,
     )
+    membership_invitations.creator_joins(ctx, tenant)
     return tenant
 
 

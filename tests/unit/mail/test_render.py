@@ -15,6 +15,13 @@ CONTEXTS = {
         "tenant_name": "Acme Corp",
         "expires_at": "2030-01-01 12:00 UTC",
     },
+    "membership_invitation": {
+        "link": LINK,
+        "inviter": "Ada Admin",
+        "tenant_name": "Acme Corp",
+        "role": "viewer",
+        "expires_at": "2030-01-01 12:00 UTC",
+    },
     "password_reset": {"link": LINK},
     "lockout": {"link": LINK, "failures": 7},
 }

@@ -10,7 +10,9 @@ from fastapi import APIRouter, Query, Response
 from tenantry.api.deps import TenantCtxDep
 from tenantry.api.schemas import Page
 from tenantry.api.schemas.members import MemberCreate, MemberOut, MemberUpdate
+from tenantry.api.schemas.membership_invitations import MemberInvitationOut
 from tenantry.services import memberships
+from tenantry.services.memberships import MemberView
 
 router = APIRouter(prefix="/api/v1/tenants/{tenant}/members", tags=["members"])
 
@@ -26,12 +28,43 @@ def list_members(
     return Page(items=[MemberOut.of(v) for v in page.items], next_cursor=page.next_cursor)
 
 
-@router.post("", response_model=MemberOut, status_code=201)
-def add_member(ctx: TenantCtxDep, body: MemberCreate) -> MemberOut:
+@router.post(
+    "",
+    response_model=MemberOut | MemberInvitationOut,
+    status_code=201,
+    responses={
+        201: {"model": MemberOut, "description": "Attached at once (account administrators)"},
+        202: {
+            "model": MemberInvitationOut,
+            "description": "Invited: the account joins when it accepts (the same answer for every address)",
+        },
+    },
+)
+def add_member(ctx: TenantCtxDep, body: MemberCreate, response: Response) -> MemberOut | MemberInvitationOut:
     assert ctx.tenant is not None
-    view = memberships.add_member(ctx, ctx.tenant, role=body.role, user_id=body.user_id, email=body.email)
+    result = memberships.add_member(ctx, ctx.tenant, role=body.role, user_id=body.user_id, email=body.email)
     ctx.commit()
-    return MemberOut.of(view)
+    if isinstance(result, MemberView):
+        return MemberOut.of(result)
+    response.status_code = 202
+    return MemberInvitationOut.of(result)
+
+
+@router.get("/invitations", response_model=Page[MemberInvitationOut])
+def list_invitations(
+    ctx: TenantCtxDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> Page[MemberInvitationOut]:
+    page = memberships.list_invitations(ctx, limit=limit, cursor=cursor)
+    return Page(items=[MemberInvitationOut.of(i) for i in page.items], next_cursor=page.next_cursor)
+
+
+@router.delete("/invitations/{invitation_id}", status_code=204)
+def revoke_invitation(ctx: TenantCtxDep, invitation_id: uuid.UUID) -> Response:
+    memberships.revoke_invitation(ctx, invitation_id)
+    ctx.commit()
+    return Response(status_code=204)
 
 
 @router.get("/{user_id}", response_model=MemberOut)

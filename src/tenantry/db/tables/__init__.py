@@ -5,6 +5,7 @@ from tenantry.db.tables.audit import AuditEvent
 from tenantry.db.tables.grants import GlobalGrant, Grant
 from tenantry.db.tables.groups import AuthzState, Group, GroupMember
 from tenantry.db.tables.login_throttle import LoginThrottle
+from tenantry.db.tables.membership_invitations import MembershipInvitation
 from tenantry.db.tables.memberships import Membership
 from tenantry.db.tables.outbox import OutboxMessage
 from tenantry.db.tables.resource_types import ResourceType
@@ -30,6 +31,7 @@ __all__ = [
     "GroupMember",
     "LoginThrottle",
     "Membership",
+    "MembershipInvitation",
     "OutboxMessage",
     "Resource",
     "ResourceType",
