@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from tenantry.cli import app
 from tenantry.cli import serve as serve_module
 from tenantry.config import ConfigError, load_settings
+from tests.backends import Backend
 
 BAD_VALUES = [
     ("TENANTRY_DATABASE_URL", "mysql://x"),
@@ -119,10 +120,11 @@ def test_serve_with_bad_value_exits_non_zero_naming_the_variable(
     assert started == []
 
 
-def test_serve_with_good_settings_starts_uvicorn(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_serve_with_good_settings_starts_uvicorn(monkeypatch: pytest.MonkeyPatch, backend: Backend) -> None:
     started: list[tuple[tuple[object, ...], dict[str, object]]] = []
     monkeypatch.setattr(serve_module.uvicorn, "run", lambda *a, **kw: started.append((a, kw)))
-    result = CliRunner().invoke(app, ["serve", "--port", "8123"], env={"TENANTRY_MAX_BODY_BYTES": "2048"})
+    env = {"TENANTRY_MAX_BODY_BYTES": "2048", "TENANTRY_DATABASE_URL": backend.app_url}  # a migrated one
+    result = CliRunner().invoke(app, ["serve", "--port", "8123"], env=env)
     assert result.exit_code == 0
     assert [kw["port"] for _, kw in started] == [8123]
 
