@@ -226,7 +226,7 @@ def test_accept_with_an_api_key_403_session_required(api, client, db, personas):
     key = _key(client, token)
     _problem(client.post(f"{ME_INV}/{inv['id']}/accept", headers=_auth(key)), 403, "session_required")
     read_key = _key(client, token, scope="read")
-    _problem(client.post(f"{ME_INV}/{inv['id']}/accept", headers=_auth(read_key)), 403, "key_read_only")
+    _problem(client.post(f"{ME_INV}/{inv['id']}/accept", headers=_auth(read_key)), 403, "session_required")
     _problem(api(None).post(f"{ME_INV}/{inv['id']}/accept"), 401, "unauthenticated")
     assert _all_audit(db) == before + 2  # the two keys' creation, nothing else
     assert "outsider@example.com" not in _members(api)
