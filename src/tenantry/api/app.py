@@ -110,7 +110,7 @@ class RequestContextMiddleware:
                         "fields": {"method": scope["method"], "path": getattr(route, "path", scope["path"])}
                     },
                 )
-                self.unenforced.append((scope["method"], getattr(route, "path", scope["path"])))
+                self.unenforced.append((scope["method"], str(getattr(route, "path", scope["path"]))))
             path = getattr(route, "path", "unmatched")
             elapsed = time.perf_counter() - started
             REQUESTS.labels(scope["method"], path, str(status)).inc()

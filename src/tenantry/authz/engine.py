@@ -151,7 +151,7 @@ def user_groups(session: Session, user_id: uuid.UUID) -> list[uuid.UUID]:
 
 
 def _principal_match(table: Any, user_id: uuid.UUID, groups: list[uuid.UUID]) -> ColumnElement[bool]:
-    cond = (table.c.principal_type == "user") & (table.c.principal_id == user_id)
+    cond: ColumnElement[bool] = (table.c.principal_type == "user") & (table.c.principal_id == user_id)
     if groups:
         cond = cond | ((table.c.principal_type == "group") & table.c.principal_id.in_(groups))
     return cond
@@ -226,7 +226,7 @@ def gather(
     if not facts.member:
         return facts  # tenant and resource grants need a membership
     chain = ancestors(session, tenant_id, resource_id) if resource_id is not None else []
-    scope_cond = _g.c.resource_id.is_(None)
+    scope_cond: ColumnElement[bool] = _g.c.resource_id.is_(None)
     if chain:
         scope_cond = or_(scope_cond, _g.c.resource_id.in_(chain))
     with scoping.cross_tenant(session):
@@ -509,7 +509,8 @@ def _granted_subtree(
     tree = tree.union_all(
         select(child.c.id).join(tree, child.c.parent_id == tree.c.id).where(core.in_tenant(child, tenant_id))
     )
-    return column.in_(select(tree.c.id))
+    covered: ColumnElement[bool] = column.in_(select(tree.c.id))
+    return covered
 
 
 @dataclass

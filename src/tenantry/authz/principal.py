@@ -30,7 +30,10 @@ class Principal:
     @cached_property
     def cache_key(self) -> str:
         """Only what changes permissions (not the session or label): one key for all of a user's logins."""
-        hx = lambda u: u.hex if u else "-"  # noqa: E731
+
+        def hx(u: uuid.UUID | None) -> str:
+            return u.hex if u else "-"
+
         return "|".join(
             (
                 self.kind,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import ColumnElement, Table, and_
+from sqlalchemy import ColumnElement, FromClause, Table, and_
 
 from tenantry.db.tables import (
     GlobalGrant,
@@ -35,11 +35,11 @@ roles: Table = Role.__table__  # type: ignore[assignment]
 tenant_roles: Table = TenantRole.__table__  # type: ignore[assignment]
 
 
-def live(table: Table) -> ColumnElement[bool]:
+def live(table: FromClause) -> ColumnElement[bool]:
     """Rows not in the trash."""
     return table.c.deleted_at.is_(None)
 
 
-def in_tenant(table: Table, tenant_id: uuid.UUID | ColumnElement[uuid.UUID]) -> ColumnElement[bool]:
+def in_tenant(table: FromClause, tenant_id: uuid.UUID | ColumnElement[uuid.UUID]) -> ColumnElement[bool]:
     """Live rows of one tenant: what the scoping listener would have added to an ORM query."""
     return and_(table.c.tenant_id == tenant_id, live(table))

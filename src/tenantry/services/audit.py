@@ -96,7 +96,7 @@ class AuditFilter:
     until: datetime | None = None
 
 
-def _query(ctx: ServiceContext, flt: AuditFilter) -> Select[tuple[AuditEvent]]:
+def _query(ctx: ServiceContext, flt: AuditFilter) -> Select[AuditEvent]:
     """Tenant context → that tenant's events only; none → every event (superadmins)."""
     if ctx.tenant is not None:
         ctx.require(Perm.AUDIT_READ)
@@ -143,7 +143,7 @@ def export_events(ctx: ServiceContext, flt: AuditFilter, *, chunk: int = 500) ->
     return _chunks(ctx, stmt, chunk)
 
 
-def _chunks(ctx: ServiceContext, stmt: Select[tuple[AuditEvent]], chunk: int) -> Iterator[AuditEvent]:
+def _chunks(ctx: ServiceContext, stmt: Select[AuditEvent], chunk: int) -> Iterator[AuditEvent]:
     last: uuid.UUID | None = None
     while True:
         page = stmt if last is None else stmt.where(AuditEvent.id > last)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import OperationalError
 
 from tenantry.authz import Principal
@@ -258,7 +258,8 @@ def _touch(ctx: ServiceContext, stmt: Any) -> None:
     serialise every reader of one token behind a row lock. Losing a touch to a busy database
     costs nothing; the next request after a minute tries again.
     """
-    engine = ctx.session.get_bind()
+    bind = ctx.session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
     if engine.dialect.name == "sqlite" and sqlite_write_intent.get():
         # This request already holds SQLite's write lock: a second connection would wait on us.
         ctx.session.execute(stmt)

@@ -16,7 +16,7 @@ from tenantry.mail import outbox
 from tenantry.security import tokens
 from tenantry.security.password_policy import check_password
 from tenantry.security.passwords import dummy_hash, hash_password, verify_password
-from tenantry.services import audit, auth, membership_invitations, throttle
+from tenantry.services import audit, auth, membership_invitations, sessions, throttle
 from tenantry.services.context import ServiceContext
 
 INVITATION = "invitation"
@@ -168,7 +168,7 @@ def reset_password(ctx: ServiceContext, *, token: str, new_password: str) -> Non
     )
     user.password_hash = hash_password(new_password, ctx.settings)
     user.password_changed_at = utcnow()
-    revoked = auth.revoke_user_sessions(ctx, user.id)
+    revoked = sessions.revoke_user_sessions(ctx, user.id)
     auth.clear_throttle(ctx, user.email)
     audit.record(
         ctx,
@@ -198,7 +198,7 @@ def change_password(ctx: ServiceContext, *, current_password: str, new_password:
     throttle.guard_secret(ctx, user, check)
     user.password_hash = hash_password(new_password, ctx.settings)
     user.password_changed_at = utcnow()
-    revoked = auth.revoke_user_sessions(ctx, user.id, keep=ctx.principal.session_id)
+    revoked = sessions.revoke_user_sessions(ctx, user.id, keep=ctx.principal.session_id)
     audit.record(
         ctx,
         "password.change",

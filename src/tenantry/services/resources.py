@@ -193,7 +193,7 @@ def list_resources(
             code="invalid_sort",
             field="sort",
         )
-    stmt: Select[tuple[Resource]] = select(Resource).where(Resource.tenant_id == tid, _visible(ctx, types))
+    stmt: Select[Resource] = select(Resource).where(Resource.tenant_id == tid, _visible(ctx, types))
     if flt.type:
         stmt = stmt.where(Resource.type == flt.type)
     if flt.name:

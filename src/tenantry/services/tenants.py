@@ -136,7 +136,8 @@ def counts(session: Session, tenant_ids: list[uuid.UUID]) -> dict[uuid.UUID, tup
         return {}
     out = {t: [0, 0] for t in tenant_ids}
     with scoping.cross_tenant(session):
-        for idx, model in enumerate((Membership, Resource)):
+        models: tuple[type[Membership] | type[Resource], ...] = (Membership, Resource)
+        for idx, model in enumerate(models):
             rows = session.execute(
                 select(model.tenant_id, func.count())
                 .where(model.tenant_id.in_(tenant_ids))
@@ -175,7 +176,7 @@ def list_tenants(
     status: str | None = None,
 ) -> Page[TenantView]:
     """Tenants the principal can see, ordered by slug (keyset pagination on the unique slug)."""
-    stmt: Select[tuple[Tenant]] = select(Tenant).where(visibility.tenant_filter(ctx.session, ctx.principal))
+    stmt: Select[Tenant] = select(Tenant).where(visibility.tenant_filter(ctx.session, ctx.principal))
     if q:
         # A substring search: `%` and `_` in `q` are literal characters, not wildcards.
         needle = q.lower()

@@ -48,7 +48,7 @@ def account_key(email: str) -> str:
 def _delay_seconds(s: Settings, failures: int) -> int:
     if failures < s.login_free_failures:
         return 0
-    return min(s.login_max_delay_seconds, 2 ** (failures - s.login_free_failures))
+    return min(s.login_max_delay_seconds, 1 << (failures - s.login_free_failures))
 
 
 def reserve_account_attempt(ctx: ServiceContext, key: str) -> tuple[int, bool]:

@@ -33,8 +33,8 @@ from tenantry.services.pagination import Page, decode_uuid_cursor, encode_cursor
 def soft_deletable_models() -> list[type[Any]]:
     """Children before parents, so purges never trip a foreign key."""
     by_table = {
-        m.local_table.name: m.class_
-        for m in Base.registry.mappers  # type: ignore[attr-defined]
+        m.persist_selectable.description: m.class_
+        for m in Base.registry.mappers
         if issubclass(m.class_, SoftDeletable)
     }
     return [by_table[t.name] for t in reversed(Base.metadata.sorted_tables) if t.name in by_table]
@@ -106,7 +106,7 @@ def move_to_trash(
     return batch
 
 
-def _visible_batches(ctx: ServiceContext) -> Select[tuple[DeletionBatch]]:
+def _visible_batches(ctx: ServiceContext) -> Select[DeletionBatch]:
     stmt = select(DeletionBatch).where(DeletionBatch.restored_at.is_(None), DeletionBatch.purged_at.is_(None))
     if ctx.tenant is not None:
         ctx.require(Perm.TRASH_READ)
@@ -170,16 +170,16 @@ def _conflicts(ctx: ServiceContext, batch_id: uuid.UUID) -> list[str]:
     )
     out += [f"{f}={v} is now used by resource {rid}" for f, v, rid in rows]
     m, lm = core.memberships, core.memberships.alias("live_m")
-    rows = ctx.session.execute(
+    members = ctx.session.execute(
         select(m.c.user_id)
         .join(lm, core.in_tenant(lm, m.c.tenant_id) & (lm.c.user_id == m.c.user_id))
         .where(m.c.deletion_batch_id == batch_id)
         .limit(5)
     )
-    out += [f"user {uid} is a member again" for (uid,) in rows]
+    out += [f"user {uid} is a member again" for (uid,) in members]
     # A resource whose parent went to the trash in another batch would come back as an orphan.
     r, parent = core.resources, core.resources.alias("parent")
-    rows = ctx.session.execute(
+    orphans = ctx.session.execute(
         select(r.c.id, r.c.parent_id)
         .join(parent, (parent.c.tenant_id == r.c.tenant_id) & (parent.c.id == r.c.parent_id))
         .where(
@@ -191,7 +191,7 @@ def _conflicts(ctx: ServiceContext, batch_id: uuid.UUID) -> list[str]:
     )
     out += [
         f"resource {rid} needs its parent {pid}, which is in the trash: restore that first"
-        for rid, pid in rows
+        for rid, pid in orphans
     ]
     return out
 

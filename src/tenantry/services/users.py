@@ -18,7 +18,7 @@ from tenantry.errors import Conflict, Invalid, NotFound
 from tenantry.ids import uuid7
 from tenantry.security.password_policy import check_password
 from tenantry.security.passwords import hash_password
-from tenantry.services import api_keys, audit, auth, invitations, trash
+from tenantry.services import api_keys, audit, invitations, sessions, trash
 from tenantry.services.context import ServiceContext
 from tenantry.services.pagination import Page, decode_uuid_cursor, encode_cursor
 
@@ -133,7 +133,7 @@ def list_users(
     deleted: bool = False,
 ) -> Page[User]:
     ctx.require(Perm.USER_READ, global_scope=True)
-    stmt: Select[tuple[User]] = select(User)
+    stmt: Select[User] = select(User)
     if deleted:
         stmt = stmt.where(User.deleted_at.is_not(None)).execution_options(include_deleted=True)
     if email:
@@ -191,7 +191,7 @@ def update_user(ctx: ServiceContext, user: User, changes: dict[str, Any]) -> Use
         setattr(user, k, v.strip()[:100] if isinstance(v, str) else v)
     ctx.session.flush()
     if before["active"] and not user.active:
-        auth.revoke_user_sessions(ctx, user.id)
+        sessions.revoke_user_sessions(ctx, user.id)
         api_keys.revoke_all_of_user(ctx, user.id, reason="owner_deactivated")
         # Security: a pending invitation or reset link must not outlive the deactivation
         # (accepting an invitation sets `active` again).
@@ -236,7 +236,7 @@ def delete_user(ctx: ServiceContext, user: User) -> uuid.UUID:
     if user.is_superadmin and _superadmin_count(ctx) <= 1:
         raise Conflict("the last superadmin must stay", code="last_superadmin")
     before = snapshot(user)
-    auth.revoke_user_sessions(ctx, user.id)
+    sessions.revoke_user_sessions(ctx, user.id)
     batch = trash.move_to_trash(
         ctx,
         _family(user),

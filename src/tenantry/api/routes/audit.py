@@ -147,7 +147,7 @@ def list_events(
     limit: Limit = 50,
     cursor: Cursor = None,
     format: Format = "json",
-):  # type: ignore[no-untyped-def]
+) -> Page[AuditEventOut] | StreamingResponse:
     if format != "json":
         return _stream(request, ctx, flt, format)
     return _page(ctx, flt, limit, cursor)
@@ -161,7 +161,7 @@ def list_tenant_events(
     limit: Limit = 50,
     cursor: Cursor = None,
     format: Format = "json",
-):  # type: ignore[no-untyped-def]
+) -> Page[AuditEventOut] | StreamingResponse:
     if format != "json":
         return _stream(request, ctx, flt, format)
     return _page(ctx, flt, limit, cursor)

@@ -94,6 +94,6 @@ def _registry() -> CollectorRegistry:
     PROMETHEUS_MULTIPROC_DIR; the answer then sums all of them, whichever worker serves it."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return registry
     return REGISTRY

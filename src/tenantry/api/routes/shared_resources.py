@@ -16,6 +16,7 @@ from tenantry.api.schemas.resources import (
     SharedResourceUpdate,
 )
 from tenantry.authz import Perm
+from tenantry.db.tables import SharedResource
 from tenantry.services import shared_resources as shared
 from tenantry.services.context import ServiceContext
 
@@ -24,7 +25,7 @@ ADMIN = "/api/v1/shared-resources"
 TENANT = "/api/v1/tenants/{tenant}/shared-resources"
 
 
-def _out(ctx: ServiceContext, items: list[shared.SharedResource]) -> list[SharedResourceOut]:
+def _out(ctx: ServiceContext, items: list[SharedResource]) -> list[SharedResourceOut]:
     if ctx.tenant is not None:  # a tenant sees its own slot only, never the other tenants
         return [SharedResourceOut.of(s, [ctx.tenant.id]) for s in items]
     assigned = shared.assignments(ctx, [s.id for s in items])

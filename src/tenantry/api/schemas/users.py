@@ -68,7 +68,7 @@ class MeOut(UserOut):
     preferences: dict[str, bool]
 
     @classmethod
-    def of(cls, u: User) -> MeOut:  # type: ignore[override]
+    def of(cls, u: User) -> MeOut:
         base = UserOut.of(u).model_dump()
         return cls(**base, language=u.language, theme=u.theme, preferences=u.preferences or {})
 
