@@ -104,14 +104,14 @@ def list_members(
     if q:
         stmt = stmt.where(User.email.contains(q.strip().lower(), autoescape=True))
     if cursor:
-        stmt = stmt.where(User.id > decode_uuid_cursor(cursor))
+        stmt = stmt.where(User.id > decode_uuid_cursor(cursor, "members"))
     rows = list(ctx.session.scalars(stmt.order_by(User.id).limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]
     roles = _roles_of(ctx, [u.id for u in rows])
     return Page(
         [MemberView(u, roles[u.id], u.default_tenant_id == tenant.id) for u in rows],
-        encode_cursor(str(rows[-1].id)) if more else None,
+        encode_cursor("members", str(rows[-1].id)) if more else None,
     )
 
 
@@ -155,8 +155,7 @@ def add_member(
         ctx.session.add(
             Grant(tenant_id=tenant.id, principal_type="user", principal_id=user.id, role_key=role)
         )
-        if user.default_tenant_id is None:
-            user.default_tenant_id = tenant.id
+        _default_if_unset(ctx, user, tenant.id)
         ctx.session.flush()
         audit.record(
             ctx,
@@ -170,6 +169,35 @@ def add_member(
             invitations.send_invitation(ctx, user, tenant=tenant)
         authz_engine.forget(ctx.session)
         return MemberView(user, [role], user.default_tenant_id == tenant.id)
+
+
+def _default_if_unset(ctx: ServiceContext, user: User, tenant_id: uuid.UUID) -> None:
+    """The first tenant becomes the default, by a conditional UPDATE outside the row's version.
+
+    This is bookkeeping, not an edit of the user: two first memberships of one user at the same
+    moment must both succeed (the first to commit wins the default), where a versioned write
+    would fail the second with a stale-data error.
+    """
+    ctx.session.execute(
+        update(User)
+        .where(User.id == user.id, User.default_tenant_id.is_(None))
+        .values(default_tenant_id=tenant_id),
+        execution_options={"synchronize_session": False},
+    )
+    ctx.session.expire(user, ["default_tenant_id"])
+
+
+def _clear_default(ctx: ServiceContext, user_id: uuid.UUID, tenant_id: uuid.UUID) -> None:
+    """Unset the default where it is this tenant; unversioned for the same reason as above."""
+    ctx.session.execute(
+        update(User)
+        .where(User.id == user_id, User.default_tenant_id == tenant_id)
+        .values(default_tenant_id=None),
+        execution_options={"synchronize_session": False},
+    )
+    user = ctx.session.get(User, user_id)
+    if user is not None:
+        ctx.session.expire(user, ["default_tenant_id"])
 
 
 def change_member_role(ctx: ServiceContext, user_id: uuid.UUID, *, role: str) -> MemberView:
@@ -238,9 +266,7 @@ def remove_member(ctx: ServiceContext, user_id: uuid.UUID) -> uuid.UUID:
         execution_options={"synchronize_session": False},
     )
     membership.deleted_at, membership.deletion_batch_id = now, batch
-    user = ctx.session.get(User, user_id)
-    if user is not None and user.default_tenant_id == tenant.id:
-        user.default_tenant_id = None  # they pick a new one at next sign-in
+    _clear_default(ctx, user_id, tenant.id)  # they pick a new one at next sign-in
     ctx.session.flush()
     audit.record(
         ctx, "member.remove", target_type="user", target_id=user_id, after={"deletion_batch_id": batch}

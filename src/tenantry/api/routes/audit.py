@@ -14,13 +14,14 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from tenantry.api.deps import CtxDep, TenantCtxDep
+from tenantry.api.routing import ApiRoute
 from tenantry.api.schemas import Page
 from tenantry.api.schemas.audit import AuditEventOut
 from tenantry.db import scoping
 from tenantry.services import audit
 from tenantry.services.context import ServiceContext
 
-router = APIRouter(tags=["audit"])
+router = APIRouter(tags=["audit"], route_class=ApiRoute)
 
 CSV_COLUMNS = [
     "id",

@@ -7,6 +7,7 @@ import uuid
 from fastapi import APIRouter, Response
 
 from tenantry.api.deps import CtxDep, TenantCtxDep
+from tenantry.api.routing import ApiRoute
 from tenantry.api.schemas.resources import (
     AssignmentIn,
     SharedResourceCreate,
@@ -17,7 +18,7 @@ from tenantry.authz import Perm
 from tenantry.services import shared_resources as shared
 from tenantry.services.context import ServiceContext
 
-router = APIRouter(tags=["shared resources"])
+router = APIRouter(tags=["shared resources"], route_class=ApiRoute)
 ADMIN = "/api/v1/shared-resources"
 TENANT = "/api/v1/tenants/{tenant}/shared-resources"
 
