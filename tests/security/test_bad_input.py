@@ -28,7 +28,7 @@ from tenantry.db import scoping
 from tenantry.db.session import Database
 from tenantry.db.tables import Grant, Resource, Tenant, User
 from tenantry.errors import Invalid
-from tenantry.services import grants, users
+from tenantry.services import grants, resource_types, users
 from tenantry.services.context import ServiceContext
 from tests.personas import PASSWORD, Personas
 from tests.security import test_enforcement as enforcement
@@ -57,6 +57,18 @@ def _problem(r: Any, status: int, code: str) -> dict[str, Any]:
     body = r.json()
     assert body["code"] == code, body
     return body
+
+
+@pytest.fixture
+def builtin_types(personas: Personas, clean_db: Database) -> None:
+    """The built-in resource types (`tenantry init` creates them; personas do not)."""
+    with clean_db.unit_of_work() as session:
+        resource_types.ensure_builtin_types(
+            ServiceContext(session=session, principal=system_principal("tests"))
+        )
+
+
+pytestmark = pytest.mark.usefixtures("builtin_types")
 
 
 @pytest.fixture
@@ -184,13 +196,14 @@ def test_users_q_is_refused_instead_of_listing_everyone(sa: TestClient) -> None:
 
 
 def test_declared_parameters_and_attribute_filters_still_work(sa: TestClient) -> None:
-    assert (
-        sa.post("/api/v1/tenants/acme/resources", json={"type": "project", "name": "p1"}).status_code == 201
-    )
+    body = {"type": "host", "name": "h1", "attributes": {"ip_address": "10.9.9.9"}}
+    created = sa.post("/api/v1/tenants/acme/resources", json=body)
+    assert created.status_code == 201, created.text
     assert sa.get("/api/v1/users", params={"email": "acme", "limit": 5}).status_code == 200
-    r = sa.get("/api/v1/tenants/acme/resources", params={"type": "project", "attr.owner": "x"})
+    r = sa.get("/api/v1/tenants/acme/resources", params={"type": "host", "attr.ip_address": "10.9.9.9"})
     assert r.status_code == 200, r.text
-    _problem(sa.get("/api/v1/tenants/acme/resources", params={"attrs.owner": "x"}), 422, "unknown_parameter")
+    assert [i["name"] for i in r.json()["items"]] == ["h1"]
+    _problem(sa.get("/api/v1/tenants/acme/resources", params={"attrs.ip": "x"}), 422, "unknown_parameter")
 
 
 def test_control_characters_in_query_values_are_422(sa: TestClient) -> None:
@@ -229,8 +242,12 @@ def _string_paths(
     elif kind == "object" and "properties" in schema:
         for name, prop in schema["properties"].items():
             yield from _string_paths(prop, defs, (*prefix, name))
-    elif kind == "object" and (schema.get("additionalProperties") or {}).get("type") == "string":
-        yield prefix, "key"
+    elif kind == "object" and isinstance(schema.get("additionalProperties"), dict):
+        values = schema["additionalProperties"]
+        if values.get("$ref", "").endswith("/JsonValue"):
+            yield prefix, "json"  # free-form JSON: its strings and keys
+        elif values.get("type") == "string":
+            yield prefix, "key"
 
 
 def _with(body: dict[str, Any], path: tuple[str, ...], value: Any) -> dict[str, Any]:
@@ -262,9 +279,9 @@ def test_control_characters_in_every_text_field_are_422(app: FastAPI, sa: TestCl
     failures, checked = [], set()
     for route, method, path, kind, body in _text_cases(app, targets):
         for name, bad in BAD_TEXT.items():
-            if path[-1] == "description" and name == "CR LF":
+            if (path[-1] == "description" or kind == "json") and name == "CR LF":
                 continue  # multi-line text keeps its line breaks (tested below)
-            value = {"str": bad, "list": [bad], "key": {bad: "x"}}[kind]
+            value = {"str": bad, "list": [bad], "key": {bad: "x"}, "json": {"k": [bad]}}[kind]
             r = sa.request(method, targets.path(route.path, route), json=_with(body, path, value))
             checked.add((route.path, ".".join(path)))
             ok = r.status_code == 422 and code_of(r) == "validation_error"
@@ -306,7 +323,11 @@ def _free_form_fields(model: type[BaseModel]) -> list[str]:
     out = []
     for name, prop in schema.get("properties", {}).items():
         choices = prop.get("anyOf", [prop])
-        if any(c.get("type") == "object" and c.get("additionalProperties", True) is True for c in choices):
+        if any(
+            c.get("type") == "object"
+            and (c.get("additionalProperties") or {}).get("$ref", "").endswith("/JsonValue")
+            for c in choices
+        ):
             out.append(name)
     return out
 

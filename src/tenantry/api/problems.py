@@ -113,6 +113,18 @@ def _jsonable(extra: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _methods_on(routes: list[Any], path: str) -> set[str]:
+    """Every method some route serves at `path` (also inside included routers)."""
+    methods: set[str] = set()
+    for route in routes:
+        original = getattr(route, "original_router", None)
+        if original is not None:
+            methods |= _methods_on(original.routes, path)
+        elif getattr(route, "path_regex", None) is not None and route.path_regex.match(path):
+            methods |= set(getattr(route, "methods", None) or ())
+    return methods
+
+
 def install(app: FastAPI) -> None:
     _problems_as_problem_json(app)
 
@@ -144,7 +156,7 @@ def install(app: FastAPI) -> None:
         return problem(422, "validation_error", f"invalid input: {names}", errors=problems)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 400 and exc.detail == _FASTAPI_BODY_PARSE_ERROR:
             # FastAPI's answer to a body it cannot decode at all (e.g. not UTF-8): the same
             # client mistake as any other unreadable JSON, so the same status and code.
@@ -153,6 +165,9 @@ def install(app: FastAPI) -> None:
         resp = problem(exc.status_code, code, str(exc.detail))
         for k, v in (exc.headers or {}).items():
             resp.headers[k] = v
+        if exc.status_code == 405:
+            # Starlette names the methods of the first route on the path only; a client needs all.
+            resp.headers["Allow"] = ", ".join(sorted(_methods_on(request.app.routes, request.url.path)))
         return resp
 
     @app.exception_handler(StaleDataError)

@@ -120,10 +120,12 @@ def _page(ctx: ServiceContext, flt: audit.AuditFilter, limit: int, cursor: str |
 
 
 Limit = Annotated[int, Query(ge=1, le=500)]
+# `format=jsonl|csv` streams the export in these types instead of a JSON page.
+EXPORTS = {200: {"content": {"application/x-ndjson": {}, "text/csv": {}}}}
 Cursor = Annotated[str | None, Query(max_length=200)]
 
 
-@router.get("/api/v1/audit", response_model=Page[AuditEventOut])
+@router.get("/api/v1/audit", response_model=Page[AuditEventOut], responses=EXPORTS)
 def list_events(
     request: Request,
     ctx: CtxDep,
@@ -137,7 +139,7 @@ def list_events(
     return _page(ctx, flt, limit, cursor)
 
 
-@router.get("/api/v1/tenants/{tenant}/audit", response_model=Page[AuditEventOut])
+@router.get("/api/v1/tenants/{tenant}/audit", response_model=Page[AuditEventOut], responses=EXPORTS)
 def list_tenant_events(
     request: Request,
     ctx: TenantCtxDep,

@@ -15,18 +15,27 @@ breaks every attribute filter of the tenant).
 
 from __future__ import annotations
 
-import math
 import re
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, GetJsonSchemaHandler, StringConstraints
+from typing_extensions import TypeAliasType
 
 T = TypeVar("T")
 
 # C0 and C1 controls, DEL, and the Unicode line/paragraph separators (they break lines, too).
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROLS = "\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029"
 # The same, minus tab, line feed and carriage return.
-_CONTROL_MULTILINE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_CONTROLS_MULTILINE = "\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f"
+_CONTROL = re.compile(f"[{_CONTROLS}]")
+_CONTROL_MULTILINE = re.compile(f"[{_CONTROLS_MULTILINE}]")
+
+
+def _documented(controls: str) -> Any:
+    """The rule in the OpenAPI too (so clients and schemathesis know it): no such characters,
+    and, once trimmed, not blank unless empty."""
+    pattern = f"^(?:[^{controls}]*[^\\s{controls}][^{controls}]*)?$"
+    return Field(json_schema_extra={"pattern": pattern})
 
 
 def _single_line(value: str) -> str:
@@ -41,31 +50,40 @@ def _multi_line(value: str) -> str:
     return value
 
 
-def _json_value(value: Any, path: str = "") -> None:
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"{path or 'value'}: NaN and Infinity are not JSON numbers")
-    if isinstance(value, str):
-        if _CONTROL_MULTILINE.search(value):
-            raise ValueError(f"{path or 'value'}: control characters are not allowed")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            if _CONTROL.search(key):
-                raise ValueError(f"{path}{key!r}: control characters are not allowed in keys")
-            _json_value(item, f"{path}{key}.")
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            _json_value(item, f"{path}{i}.")
+_Trimmed = StringConstraints(strip_whitespace=True)
+SingleLine = Annotated[str, _Trimmed, AfterValidator(_single_line), _documented(_CONTROLS)]
+MultiLine = Annotated[str, _Trimmed, AfterValidator(_multi_line), _documented(_CONTROLS_MULTILINE)]
+Password = Annotated[
+    str, AfterValidator(_single_line), Field(json_schema_extra={"pattern": f"^[^{_CONTROLS}]*$"})
+]
+# Free-form JSON (resource attributes, JSON Schemas): text may span lines, keys may not, and
+# numbers are finite. Recursive, so the rule holds at every depth and is in the OpenAPI.
+_JsonKey = Annotated[
+    str, AfterValidator(_single_line), Field(json_schema_extra={"pattern": f"^[^{_CONTROLS}]*$"})
+]
+_JsonText = Annotated[
+    str, AfterValidator(_multi_line), Field(json_schema_extra={"pattern": f"^[^{_CONTROLS_MULTILINE}]*$"})
+]
 
 
-def _json_object(value: dict[str, Any]) -> dict[str, Any]:
-    _json_value(value)
-    return value
+class _KeyRule:
+    """JSON Schema for the key rule: `propertyNames` (`patternProperties` would allow others)."""
+
+    def __get_pydantic_json_schema__(self, core_schema: Any, handler: GetJsonSchemaHandler) -> Any:
+        schema = handler(core_schema)
+        for pattern, value in schema.pop("patternProperties", {}).items():
+            schema["propertyNames"] = {"pattern": pattern}
+            schema["additionalProperties"] = value
+        return schema
 
 
-SingleLine = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(_single_line)]
-MultiLine = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(_multi_line)]
-Password = Annotated[str, AfterValidator(_single_line)]
-JsonObject = Annotated[dict[str, Any], AfterValidator(_json_object)]
+JsonValue = TypeAliasType(
+    "JsonValue",
+    "Union[_JsonText, bool, int, Annotated[float, Field(allow_inf_nan=False)], None, "
+    "list[JsonValue], Annotated[dict[_JsonKey, JsonValue], _KeyRule()]]",
+)
+JsonObject = Annotated[dict[_JsonKey, JsonValue], _KeyRule()]
+TextMap = Annotated[dict[SingleLine, SingleLine], _KeyRule()]
 
 
 class Strict(BaseModel):

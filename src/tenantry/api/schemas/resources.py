@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from tenantry.api.schemas import JsonObject, SingleLine, Strict
+from tenantry.api.schemas import JsonObject, SingleLine, Strict, TextMap
 from tenantry.db.tables import DeletionBatch, Resource, ResourceType, SharedResource
 
 
@@ -17,7 +17,7 @@ class ResourceTypeCreate(Strict):
     unique_fields: list[SingleLine] = Field(default_factory=list, max_length=20)
     parent_type: SingleLine | None = Field(default=None, max_length=64)
     cascade_delete: bool = False
-    references: dict[SingleLine, SingleLine] = Field(default_factory=dict)
+    references: TextMap = Field(default_factory=dict)
 
 
 class ResourceTypeUpdate(Strict):
@@ -26,7 +26,7 @@ class ResourceTypeUpdate(Strict):
     unique_fields: list[SingleLine] | None = Field(default=None, max_length=20)
     parent_type: SingleLine | None = Field(default=None, max_length=64)
     cascade_delete: bool | None = None
-    references: dict[SingleLine, SingleLine] | None = None
+    references: TextMap | None = None
 
     def changes(self) -> dict[str, Any]:
         out = {}
