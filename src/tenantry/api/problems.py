@@ -114,13 +114,17 @@ def _jsonable(extra: dict[str, Any]) -> dict[str, Any]:
 
 
 def _methods_on(routes: list[Any], path: str) -> set[str]:
-    """Every method some route serves at `path` (also inside included routers)."""
+    """Every documented method some route serves at `path` (also inside included routers)."""
     methods: set[str] = set()
     for route in routes:
         original = getattr(route, "original_router", None)
         if original is not None:
             methods |= _methods_on(original.routes, path)
-        elif getattr(route, "path_regex", None) is not None and route.path_regex.match(path):
+        elif (
+            getattr(route, "include_in_schema", True)  # hidden routes only refuse; not advertised
+            and getattr(route, "path_regex", None) is not None
+            and route.path_regex.match(path)
+        ):
             methods |= set(getattr(route, "methods", None) or ())
     return methods
 

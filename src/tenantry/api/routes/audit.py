@@ -15,7 +15,7 @@ from fastapi.responses import StreamingResponse
 
 from tenantry.api.deps import CtxDep, TenantCtxDep
 from tenantry.api.routing import ApiRoute
-from tenantry.api.schemas import Page
+from tenantry.api.schemas import IsoDateTime, Page
 from tenantry.api.schemas.audit import AuditEventOut
 from tenantry.db import scoping
 from tenantry.services import audit
@@ -47,8 +47,8 @@ def audit_filter(
     action: Annotated[str | None, Query(max_length=64)] = None,
     target_type: Annotated[str | None, Query(max_length=64)] = None,
     target_id: Annotated[str | None, Query(max_length=64)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: IsoDateTime | None = None,
+    until: IsoDateTime | None = None,
 ) -> audit.AuditFilter:
     return audit.AuditFilter(actor_id, action, target_type, target_id, _utc(since), _utc(until))
 

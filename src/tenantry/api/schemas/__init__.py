@@ -16,9 +16,19 @@ breaks every attribute filter of the tenant).
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, GetJsonSchemaHandler, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    StrictInt,
+    StringConstraints,
+)
 from typing_extensions import TypeAliasType
 
 T = TypeVar("T")
@@ -84,6 +94,25 @@ JsonValue = TypeAliasType(
 )
 JsonObject = Annotated[dict[_JsonKey, JsonValue], _KeyRule()]
 TextMap = Annotated[dict[SingleLine, SingleLine], _KeyRule()]
+
+
+def _json_int(value: Any) -> Any:
+    """JSON Schema's integer: 5 and 5.0, never "5" or true (Pydantic's lax mode takes both)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _iso_datetime(value: Any) -> Any:
+    """An ISO 8601 date-time as documented, not a number of seconds (Pydantic's lax mode)."""
+    if not isinstance(value, datetime) and not (isinstance(value, str) and _ISO_DATE.match(value)):
+        raise ValueError("expected an ISO 8601 date-time, e.g. 2030-01-31T12:00:00Z")
+    return value
+
+
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+JsonInt = Annotated[StrictInt, BeforeValidator(_json_int)]
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_datetime)]
 
 
 class Strict(BaseModel):

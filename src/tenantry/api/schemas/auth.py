@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from tenantry.api.schemas import Password, SingleLine, Strict
+from tenantry.api.schemas import IsoDateTime, Password, SingleLine, Strict
 
 
 class LoginIn(Strict):
@@ -56,7 +56,7 @@ class SessionOut(BaseModel):
 class ApiKeyCreate(Strict):
     name: SingleLine = Field(min_length=1, max_length=100)
     scope: Literal["read", "read_write"] = "read"
-    expires_at: datetime | None = None
+    expires_at: IsoDateTime | None = None
     tenant_id: uuid.UUID | None = None
 
 

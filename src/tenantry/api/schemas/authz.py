@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from tenantry.api.schemas import MultiLine, SingleLine, Strict
 from tenantry.services.grants import GrantView
@@ -23,14 +23,14 @@ class RoleCreate(Strict):
     name: SingleLine = Field(min_length=1, max_length=100)
     description: MultiLine = Field(default="", max_length=2000)
     permissions: list[SingleLine] = Field(max_length=500)
-    acknowledge_risk: bool = False
+    acknowledge_risk: StrictBool = False
 
 
 class RoleUpdate(Strict):
     name: SingleLine | None = Field(default=None, min_length=1, max_length=100)
     description: MultiLine | None = Field(default=None, max_length=2000)
     permissions: list[SingleLine] | None = Field(default=None, max_length=500)
-    acknowledge_risk: bool = False
+    acknowledge_risk: StrictBool = False
 
     def changes(self) -> dict[str, object]:
         return {k: getattr(self, k) for k in self.model_fields_set if k != "acknowledge_risk"}

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, StrictBool, model_validator
 
 from tenantry.api.schemas import SingleLine, Strict
 from tenantry.services.memberships import MemberView
@@ -22,7 +22,7 @@ class MemberCreate(Strict):
 
 class MemberUpdate(Strict):
     role: SingleLine | None = Field(default=None, min_length=1, max_length=100)
-    is_default: bool | None = None
+    is_default: StrictBool | None = None
 
     @model_validator(mode="after")
     def _something(self) -> MemberUpdate:

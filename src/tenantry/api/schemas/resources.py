@@ -4,9 +4,9 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
-from tenantry.api.schemas import JsonObject, SingleLine, Strict, TextMap
+from tenantry.api.schemas import JsonInt, JsonObject, SingleLine, Strict, TextMap
 from tenantry.db.tables import DeletionBatch, Resource, ResourceType, SharedResource
 
 
@@ -16,7 +16,7 @@ class ResourceTypeCreate(Strict):
     schema_: JsonObject = Field(default_factory=lambda: {"type": "object"}, alias="schema")
     unique_fields: list[SingleLine] = Field(default_factory=list, max_length=20)
     parent_type: SingleLine | None = Field(default=None, max_length=64)
-    cascade_delete: bool = False
+    cascade_delete: StrictBool = False
     references: TextMap = Field(default_factory=dict)
 
 
@@ -25,7 +25,7 @@ class ResourceTypeUpdate(Strict):
     schema_: JsonObject | None = Field(default=None, alias="schema")
     unique_fields: list[SingleLine] | None = Field(default=None, max_length=20)
     parent_type: SingleLine | None = Field(default=None, max_length=64)
-    cascade_delete: bool | None = None
+    cascade_delete: StrictBool | None = None
     references: TextMap | None = None
 
     def changes(self) -> dict[str, Any]:
@@ -105,14 +105,14 @@ class SharedResourceCreate(Strict):
     name: SingleLine = Field(min_length=1, max_length=200)
     type: SingleLine = Field(default="gateway", min_length=1, max_length=64)
     status: Literal["active", "maintenance", "offline"] = "active"
-    capacity: int = Field(default=1, ge=1, le=100_000)
+    capacity: JsonInt = Field(default=1, ge=1, le=100_000)
     attributes: JsonObject = Field(default_factory=dict)
 
 
 class SharedResourceUpdate(Strict):
     name: SingleLine | None = Field(default=None, min_length=1, max_length=200)
     status: Literal["active", "maintenance", "offline"] | None = None
-    capacity: int | None = Field(default=None, ge=1, le=100_000)
+    capacity: JsonInt | None = Field(default=None, ge=1, le=100_000)
     attributes: JsonObject | None = None
 
     def changes(self) -> dict[str, Any]:
