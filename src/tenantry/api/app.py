@@ -7,7 +7,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -165,11 +164,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         openapi_url="/api/v1/openapi.json",
         docs_url=None,  # routes/docs.py serves it from the package's own files
         redoc_url=None,
-        responses={
-            400: {"description": "Unreadable request", "model": problems_model()},
-            413: {"description": "Request body too large", "model": problems_model()},
-            422: {"description": "Invalid input", "model": problems_model()},
-        },
+        responses=problems.openapi_responses(),
     )
     app.state.settings = settings
     app.state.db = database
@@ -215,9 +210,3 @@ def _warn_if_rls_bypassed(db: Database) -> None:
                 "the database role bypasses row-level security (superuser or BYPASSRLS); "
                 "connect as a plain role so RLS protects tenants"
             )
-
-
-def problems_model() -> Any:
-    from tenantry.api.schemas import Problem
-
-    return Problem

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.orm.exc import StaleDataError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -37,6 +39,52 @@ _HTTP_CODES = {
     429: "rate_limited",
 }
 _FASTAPI_BODY_PARSE_ERROR = "There was an error parsing the body"
+log = logging.getLogger("tenantry.http")
+
+
+# What every operation may answer with a problem; documented once for the whole API.
+DOCUMENTED = {
+    400: "Unreadable request",
+    401: "Not signed in (missing, unknown or expired token)",
+    403: "Not allowed",
+    404: "Not found (or not visible to the caller)",
+    409: "Conflict with the current state",
+    412: "If-Match does not match the current version",
+    413: "Request body too large",
+    422: "Invalid input",
+    428: "If-Match required",
+    429: "Too many requests",
+    500: "Unexpected error (quote the request id)",
+    503: "Not ready (readiness probe)",
+}
+
+
+def openapi_responses() -> dict[int | str, dict[str, Any]]:
+    """The app-wide `responses=`: every documented error status with the Problem schema."""
+    from tenantry.api.schemas import Problem
+
+    return {status: {"description": text, "model": Problem} for status, text in DOCUMENTED.items()}
+
+
+def _problems_as_problem_json(app: FastAPI) -> None:
+    """Document error bodies as `application/problem+json`, the type they are served with."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = generate()
+        for item in schema.get("paths", {}).values():
+            for operation in item.values():
+                if not isinstance(operation, dict):
+                    continue
+                for status, response in (operation.get("responses") or {}).items():
+                    content = response.get("content") or {}
+                    if str(status)[:1] in "45" and "application/json" in content:
+                        content["application/problem+json"] = content.pop("application/json")
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def problem(status: int, code: str, detail: str, title: str | None = None, **extra: Any) -> JSONResponse:
@@ -57,7 +105,7 @@ def problem(status: int, code: str, detail: str, title: str | None = None, **ext
 def status_for(exc: errors.DomainError) -> int:
     for cls in type(exc).__mro__:
         if cls in STATUS:
-            return STATUS[cls]  # type: ignore[index]
+            return STATUS[cls]
     return 400
 
 
@@ -68,7 +116,25 @@ def _jsonable(extra: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _methods_on(routes: list[Any], path: str) -> set[str]:
+    """Every documented method some route serves at `path` (also inside included routers)."""
+    methods: set[str] = set()
+    for route in routes:
+        original = getattr(route, "original_router", None)
+        if original is not None:
+            methods |= _methods_on(original.routes, path)
+        elif (
+            getattr(route, "include_in_schema", True)  # hidden routes only refuse; not advertised
+            and getattr(route, "path_regex", None) is not None
+            and route.path_regex.match(path)
+        ):
+            methods |= set(getattr(route, "methods", None) or ())
+    return methods
+
+
 def install(app: FastAPI) -> None:
+    _problems_as_problem_json(app)
+
     @app.exception_handler(errors.DomainError)
     async def _domain(_request: Request, exc: errors.DomainError) -> JSONResponse:
         resp = problem(status_for(exc), exc.code, exc.detail, exc.title, **_jsonable(exc.extra))
@@ -85,13 +151,19 @@ def install(app: FastAPI) -> None:
             problems.append(
                 {"field": ".".join(loc), "message": err.get("msg", ""), "type": err.get("type", "")}
             )
-        if any(p["type"] == "json_invalid" for p in problems):
-            return problem(422, "malformed_json", "the request body is not valid JSON", errors=problems)
+        invalid_json = [e for e in exc.errors() if e.get("type") == "json_invalid"]
+        if invalid_json:
+            reason = (invalid_json[0].get("ctx") or {}).get("error")
+            detail = "the request body is not valid JSON" + (f": {reason}" if reason else "")
+            return problem(422, "malformed_json", detail, errors=problems)
+        if problems and all(p["field"] == "query.cursor" for p in problems):
+            # Too long or otherwise unusable: the same answer as any cursor we did not issue.
+            return problem(422, "invalid_cursor", "cursor is not valid", errors=problems)
         names = ", ".join(p["field"] or "body" for p in problems)
         return problem(422, "validation_error", f"invalid input: {names}", errors=problems)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 400 and exc.detail == _FASTAPI_BODY_PARSE_ERROR:
             # FastAPI's answer to a body it cannot decode at all (e.g. not UTF-8): the same
             # client mistake as any other unreadable JSON, so the same status and code.
@@ -100,6 +172,43 @@ def install(app: FastAPI) -> None:
         resp = problem(exc.status_code, code, str(exc.detail))
         for k, v in (exc.headers or {}).items():
             resp.headers[k] = v
+        if exc.status_code == 405:
+            # Starlette names the methods of the first route on the path only; a client needs all.
+            resp.headers["Allow"] = ", ".join(sorted(_methods_on(request.app.routes, request.url.path)))
+        return resp
+
+    @app.exception_handler(StaleDataError)
+    async def _stale(request: Request, _exc: StaleDataError) -> JSONResponse:
+        # Another request changed the row between our read and our write (optimistic locking).
+        if request.headers.get("if-match"):
+            # The client's precondition no longer holds: exactly what 412 says.
+            return problem(412, "etag_mismatch", "the object was changed meanwhile; fetch it again")
+        return problem(
+            409, "concurrent_update", "the object was changed by another request at the same time; retry"
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        """Anything unforeseen: problem+json with the request id, never a plain-text page.
+
+        Starlette's outermost error middleware calls this (and re-raises for the server's log),
+        outside the request-id middleware, hence the id is taken from the request state here.
+        """
+        rid = getattr(request.state, "request_id", None)
+        log.error(
+            "unhandled error",
+            exc_info=exc,
+            extra={"fields": {"method": request.method, "path": request.url.path, "request_id": rid}},
+        )
+        resp = problem(
+            500,
+            "internal_error",
+            "an unexpected error occurred; quote the request id when reporting it",
+            title="Internal server error",
+            request_id=rid,
+        )
+        if rid:
+            resp.headers["X-Request-ID"] = rid
         return resp
 
     install_denial_trace(app)
@@ -118,4 +227,4 @@ def install_denial_trace(app: FastAPI) -> None:
     async def _denied(request: Request, exc: AuthzDenied) -> Any:
         meta = request_meta(request)
         await run_in_threadpool(audit.record_denial, request.app.state.db, exc.denial, meta, reason=exc.code)
-        return await answer(request, exc)
+        return await answer(request, exc)  # type: ignore[misc]

@@ -11,15 +11,16 @@ from urllib.parse import unquote, urlparse
 
 from tenantry.config import Settings
 from tenantry.db.tables import OutboxMessage
+from tenantry.mail.render import header_safe
 
 log = logging.getLogger("tenantry.mail")
 
 
 def build(msg: OutboxMessage, sender: str) -> EmailMessage:
     email = EmailMessage()
-    email["From"] = sender
-    email["To"] = msg.to_addr
-    email["Subject"] = msg.subject
+    email["From"] = header_safe(sender)
+    email["To"] = header_safe(msg.to_addr)
+    email["Subject"] = header_safe(msg.subject)  # rows queued before the subject was cleaned, too
     email["Message-ID"] = make_msgid(idstring=str(msg.id))
     email.set_content(msg.body_text)
     if msg.body_html:

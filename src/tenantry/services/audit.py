@@ -127,11 +127,11 @@ def list_events(ctx: ServiceContext, flt: AuditFilter, *, limit: int, cursor: st
     """Newest first; keyset on the time-ordered id."""
     stmt = _query(ctx, flt)
     if cursor:
-        stmt = stmt.where(AuditEvent.id < decode_uuid_cursor(cursor))
+        stmt = stmt.where(AuditEvent.id < decode_uuid_cursor(cursor, "audit"))
     rows = list(ctx.session.scalars(stmt.order_by(AuditEvent.id.desc()).limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]
-    return Page(items=rows, next_cursor=encode_cursor(str(rows[-1].id)) if more else None)
+    return Page(items=rows, next_cursor=encode_cursor("audit", str(rows[-1].id)) if more else None)
 
 
 def export_events(ctx: ServiceContext, flt: AuditFilter, *, chunk: int = 500) -> Iterator[AuditEvent]:

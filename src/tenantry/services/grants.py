@@ -114,8 +114,13 @@ def create_grant(
     principal_id: uuid.UUID,
     role: str,
     resource_id: uuid.UUID | None = None,
+    scope_tenant_id: uuid.UUID | None = None,
 ) -> GrantView:
-    """In a tenant context: a tenant (or resource) grant. Without one: a global grant."""
+    """In a tenant context: a tenant (or resource) grant. Without one: a global grant.
+
+    `scope_tenant_id` is the tenant the caller named in the grant's scope, if any: it must be
+    the context's tenant (none for a global grant), or the request contradicts itself (422).
+    """
     if ctx.tenant is None:
         ctx.require(Perm.GRANT_MANAGE, global_scope=True)
         authz_engine.require_superadmin(ctx.principal, "grant global roles", code="global_grant_denied")
@@ -123,6 +128,12 @@ def create_grant(
             raise Invalid("resource grants belong to a tenant", code="invalid_scope", field="scope")
     else:
         ctx.require(Perm.GRANT_MANAGE)
+    if scope_tenant_id is not None and scope_tenant_id != ctx.tenant_id:
+        raise Invalid(
+            "scope.tenant_id is not the tenant of this request",
+            code="scope_mismatch",
+            field="scope.tenant_id",
+        )
     _check_principal(ctx, principal_type, principal_id)
     if (
         resource_id is not None

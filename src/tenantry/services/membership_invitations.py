@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, select, update
 
 from tenantry.authz import Perm
 from tenantry.authz import engine as authz_engine
@@ -39,6 +39,22 @@ class Joined:
     is_default: bool
 
 
+def _default_if_unset(ctx: ServiceContext, user: User, tenant_id: uuid.UUID) -> None:
+    """The first tenant becomes the default, by a conditional UPDATE outside the row's version.
+
+    This is bookkeeping, not an edit of the user: two first memberships of one user at the same
+    moment must both succeed (the first to commit wins the default), where a versioned write
+    would fail the second with a stale-data error.
+    """
+    ctx.session.execute(
+        update(User)
+        .where(User.id == user.id, User.default_tenant_id.is_(None))
+        .values(default_tenant_id=tenant_id),
+        execution_options={"synchronize_session": False},
+    )
+    ctx.session.expire(user, ["default_tenant_id"])
+
+
 def join(ctx: ServiceContext, tenant: Tenant, user: User, role: str, *, via: str) -> None:
     """Membership + tenant role (+ default tenant if none), audited as `member.add`.
 
@@ -50,8 +66,7 @@ def join(ctx: ServiceContext, tenant: Tenant, user: User, role: str, *, via: str
         ctx.session.add(
             Grant(tenant_id=tenant.id, principal_type="user", principal_id=user.id, role_key=role)
         )
-        if user.default_tenant_id is None:
-            user.default_tenant_id = tenant.id
+        _default_if_unset(ctx, user, tenant.id)
         for inv in ctx.session.scalars(
             select(MembershipInvitation).where(MembershipInvitation.user_id == user.id)
         ):

@@ -102,14 +102,14 @@ def list_members(
     if q:
         stmt = stmt.where(User.email.contains(q.strip().lower(), autoescape=True))
     if cursor:
-        stmt = stmt.where(User.id > decode_uuid_cursor(cursor))
+        stmt = stmt.where(User.id > decode_uuid_cursor(cursor, "members"))
     rows = list(ctx.session.scalars(stmt.order_by(User.id).limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]
     roles = _roles_of(ctx, [u.id for u in rows])
     return Page(
         [MemberView(u, roles[u.id], u.default_tenant_id == tenant.id) for u in rows],
-        encode_cursor(str(rows[-1].id)) if more else None,
+        encode_cursor("members", str(rows[-1].id)) if more else None,
     )
 
 
@@ -255,11 +255,11 @@ def list_invitations(
     ctx.require(Perm.MEMBER_MANAGE)
     stmt = select(MembershipInvitation)
     if cursor:
-        stmt = stmt.where(MembershipInvitation.id > decode_uuid_cursor(cursor))
+        stmt = stmt.where(MembershipInvitation.id > decode_uuid_cursor(cursor, "member_invitations"))
     rows = list(ctx.session.scalars(stmt.order_by(MembershipInvitation.id).limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]
-    return Page(rows, encode_cursor(str(rows[-1].id)) if more else None)
+    return Page(rows, encode_cursor("member_invitations", str(rows[-1].id)) if more else None)
 
 
 def revoke_invitation(ctx: ServiceContext, invitation_id: uuid.UUID) -> None:
@@ -278,6 +278,19 @@ def revoke_invitation(ctx: ServiceContext, invitation_id: uuid.UUID) -> None:
         target_id=inv.id,
         before={"email": inv.email, "role": inv.role_key},
     )
+
+
+def _clear_default(ctx: ServiceContext, user_id: uuid.UUID, tenant_id: uuid.UUID) -> None:
+    """Unset the default where it is this tenant; unversioned for the same reason as above."""
+    ctx.session.execute(
+        update(User)
+        .where(User.id == user_id, User.default_tenant_id == tenant_id)
+        .values(default_tenant_id=None),
+        execution_options={"synchronize_session": False},
+    )
+    user = ctx.session.get(User, user_id)
+    if user is not None:
+        ctx.session.expire(user, ["default_tenant_id"])
 
 
 def change_member_role(ctx: ServiceContext, user_id: uuid.UUID, *, role: str) -> MemberView:
@@ -346,9 +359,7 @@ def remove_member(ctx: ServiceContext, user_id: uuid.UUID) -> uuid.UUID:
         execution_options={"synchronize_session": False},
     )
     membership.deleted_at, membership.deletion_batch_id = now, batch
-    user = ctx.session.get(User, user_id)
-    if user is not None and user.default_tenant_id == tenant.id:
-        user.default_tenant_id = None  # they pick a new one at next sign-in
+    _clear_default(ctx, user_id, tenant.id)  # they pick a new one at next sign-in
     ctx.session.flush()
     audit.record(
         ctx, "member.remove", target_type="user", target_id=user_id, after={"deletion_batch_id": batch}

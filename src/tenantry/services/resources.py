@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, false, func, literal, or_, select
@@ -19,7 +18,14 @@ from tenantry.db.tables import Grant, Resource, ResourceType, ResourceUniqueValu
 from tenantry.errors import Conflict, Invalid, NotFound, PreconditionFailed
 from tenantry.services import audit, resource_types, trash
 from tenantry.services.context import ServiceContext
-from tenantry.services.pagination import Page, decode_cursor, encode_cursor
+from tenantry.services.pagination import (
+    Page,
+    decode_cursor,
+    encode_cursor,
+    invalid_cursor,
+    parse_datetime,
+    parse_uuid,
+)
 
 SORTS = {"name": Resource.name, "created_at": Resource.created_at, "updated_at": Resource.updated_at}
 
@@ -203,12 +209,12 @@ def list_resources(
     for key, value in flt.attributes:
         stmt = stmt.where(Resource.attributes[key].as_string() == value)
     if cursor:
-        try:
-            last_value, last_id = json.loads(decode_cursor(cursor))
-            last_uuid = uuid.UUID(last_id)
-        except (ValueError, TypeError):
-            raise Invalid("cursor is not valid", code="invalid_cursor") from None
-        last = _cursor_value(col, last_value)
+        # The sort key is part of the cursor: a page of one order never continues another.
+        sort_key, last_value, last_id = decode_cursor(cursor, "resources", 3)
+        if sort_key != sort:
+            raise invalid_cursor()
+        last_uuid = parse_uuid(last_id)
+        last = last_value if col is Resource.name else parse_datetime(last_value)
         stmt = stmt.where(
             (col < last) | ((col == last) & (Resource.id < last_uuid))
             if desc
@@ -222,15 +228,9 @@ def list_resources(
     if more:
         v = getattr(rows[-1], sort.lstrip("-"))
         next_cursor = encode_cursor(
-            json.dumps([v.isoformat() if hasattr(v, "isoformat") else v, str(rows[-1].id)])
+            "resources", sort, v if isinstance(v, str) else v.isoformat(), str(rows[-1].id)
         )
     return Page(rows, next_cursor)
-
-
-def _cursor_value(col: Any, raw: Any) -> Any:
-    if col is Resource.name:
-        return str(raw)
-    return datetime.fromisoformat(str(raw))
 
 
 def get_resource(ctx: ServiceContext, resource_id: uuid.UUID) -> Resource:

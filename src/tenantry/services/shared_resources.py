@@ -6,7 +6,6 @@ everyone else sees nothing (404).
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
@@ -19,7 +18,7 @@ from tenantry.db.types import utcnow
 from tenantry.errors import Conflict, Invalid, NotFound
 from tenantry.services import audit
 from tenantry.services.context import ServiceContext
-from tenantry.services.pagination import Page, decode_cursor, encode_cursor
+from tenantry.services.pagination import Page, decode_cursor, encode_cursor, parse_uuid
 
 STATUSES = ("active", "maintenance", "offline")
 PROTOCOLS = ("wireguard", "ikev2")
@@ -83,19 +82,14 @@ def list_shared(ctx: ServiceContext, *, limit: int, cursor: str | None = None) -
     rows = list(ctx.session.scalars(stmt.order_by(SharedResource.name, SharedResource.id).limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]
-    next_cursor = encode_cursor(json.dumps([rows[-1].name, str(rows[-1].id)])) if more else None
+    next_cursor = encode_cursor("shared_resources", rows[-1].name, str(rows[-1].id)) if more else None
     return Page(rows, next_cursor)
 
 
 def _decode_name_cursor(cursor: str) -> tuple[str, uuid.UUID]:
     """Only a cursor we issued: `[name, id]`; anything else (tampered, other types) is a 422."""
-    try:
-        name, last_id = json.loads(decode_cursor(cursor))
-        if not isinstance(name, str) or not isinstance(last_id, str) or "\x00" in name:
-            raise TypeError
-        return name, uuid.UUID(last_id)
-    except (ValueError, TypeError):
-        raise Invalid("cursor is not valid", code="invalid_cursor") from None
+    name, last_id = decode_cursor(cursor, "shared_resources", 2)
+    return name, parse_uuid(last_id)
 
 
 def get_shared(ctx: ServiceContext, shared_id: uuid.UUID) -> SharedResource:

@@ -19,7 +19,7 @@ from tenantry.errors import Conflict, Invalid, NotFound, PermissionDenied, Preco
 from tenantry.ids import uuid7
 from tenantry.services import audit, membership_invitations, trash, users
 from tenantry.services.context import ServiceContext
-from tenantry.services.pagination import Page, decode_cursor, encode_cursor
+from tenantry.services.pagination import Page, decode_cursor, encode_cursor, invalid_cursor
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -191,9 +191,9 @@ def list_tenants(
             raise Invalid("status must be active or suspended", code="invalid_status", field="status")
         stmt = stmt.where(Tenant.status == status)
     if cursor:
-        after = decode_cursor(cursor)
+        after = decode_cursor(cursor, "tenants")[0]
         if not SLUG_RE.match(after):  # we only ever issue slugs; anything else was not ours
-            raise Invalid("cursor is not valid", code="invalid_cursor")
+            raise invalid_cursor()
         stmt = stmt.where(Tenant.slug > after)
     # The visibility filter reads memberships across tenants for this one user: escape RLS for
     # this statement only; the filter itself is the tenant boundary here.
@@ -204,7 +204,7 @@ def list_tenants(
     c = counts(ctx.session, [t.id for t in rows])
     return Page(
         items=[TenantView(t, *c[t.id]) for t in rows],
-        next_cursor=encode_cursor(rows[-1].slug) if more else None,
+        next_cursor=encode_cursor("tenants", rows[-1].slug) if more else None,
     )
 
 

@@ -123,11 +123,11 @@ def list_batches(
     if root_type:
         stmt = stmt.where(DeletionBatch.root_type == root_type)
     if cursor:
-        stmt = stmt.where(DeletionBatch.id < decode_uuid_cursor(cursor))
+        stmt = stmt.where(DeletionBatch.id < decode_uuid_cursor(cursor, "trash"))
     rows = list(ctx.session.scalars(stmt.order_by(DeletionBatch.id.desc()).limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]
-    return Page(rows, encode_cursor(str(rows[-1].id)) if more else None)
+    return Page(rows, encode_cursor("trash", str(rows[-1].id)) if more else None)
 
 
 def get_batch(ctx: ServiceContext, batch_id: uuid.UUID, *, perm: str) -> DeletionBatch:

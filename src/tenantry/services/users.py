@@ -143,12 +143,12 @@ def list_users(
     if tenant_id is not None:
         stmt = stmt.where(_tenant_filter(tenant_id))
     if cursor:
-        stmt = stmt.where(User.id > decode_uuid_cursor(cursor))
+        stmt = stmt.where(User.id > decode_uuid_cursor(cursor, "users"))
     with scoping.cross_tenant(ctx.session):  # the tenant filter reads memberships across tenants
         rows = list(ctx.session.scalars(stmt.order_by(User.id).limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]
-    return Page(rows, encode_cursor(str(rows[-1].id)) if more else None)
+    return Page(rows, encode_cursor("users", str(rows[-1].id)) if more else None)
 
 
 def get_user(ctx: ServiceContext, user_id: uuid.UUID, *, deleted: bool = False) -> User:

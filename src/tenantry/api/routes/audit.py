@@ -14,13 +14,14 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from tenantry.api.deps import CtxDep, TenantCtxDep
-from tenantry.api.schemas import Page
+from tenantry.api.routing import ApiRoute
+from tenantry.api.schemas import IsoDateTime, Page
 from tenantry.api.schemas.audit import AuditEventOut
 from tenantry.db import scoping
 from tenantry.services import audit
 from tenantry.services.context import ServiceContext
 
-router = APIRouter(tags=["audit"])
+router = APIRouter(tags=["audit"], route_class=ApiRoute)
 
 CSV_COLUMNS = [
     "id",
@@ -62,8 +63,8 @@ def audit_filter(
     action: Annotated[str | None, Query(max_length=64)] = None,
     target_type: Annotated[str | None, Query(max_length=64)] = None,
     target_id: Annotated[str | None, Query(max_length=64)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: IsoDateTime | None = None,
+    until: IsoDateTime | None = None,
 ) -> audit.AuditFilter:
     return audit.AuditFilter(actor_id, action, target_type, target_id, _utc(since), _utc(until))
 
@@ -136,10 +137,12 @@ def _page(ctx: ServiceContext, flt: audit.AuditFilter, limit: int, cursor: str |
 
 
 Limit = Annotated[int, Query(ge=1, le=500)]
+# `format=jsonl|csv` streams the export in these types instead of a JSON page.
+EXPORTS: dict[int | str, dict[str, Any]] = {200: {"content": {"application/x-ndjson": {}, "text/csv": {}}}}
 Cursor = Annotated[str | None, Query(max_length=200)]
 
 
-@router.get("/api/v1/audit", response_model=Page[AuditEventOut])
+@router.get("/api/v1/audit", response_model=Page[AuditEventOut], responses=EXPORTS)
 def list_events(
     request: Request,
     ctx: CtxDep,
@@ -153,7 +156,7 @@ def list_events(
     return _page(ctx, flt, limit, cursor)
 
 
-@router.get("/api/v1/tenants/{tenant}/audit", response_model=Page[AuditEventOut])
+@router.get("/api/v1/tenants/{tenant}/audit", response_model=Page[AuditEventOut], responses=EXPORTS)
 def list_tenant_events(
     request: Request,
     ctx: TenantCtxDep,

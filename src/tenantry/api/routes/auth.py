@@ -5,10 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from tenantry.api.deps import CSRF_COOKIE, SESSION_COOKIE, AnonCtxDep, CtxDep
+from tenantry.api.routing import ApiRoute
 from tenantry.api.schemas.auth import AcceptIn, CookieLoginOut, ForgotIn, LoginIn, ResetIn, TokenOut
 from tenantry.services import auth, invitations
 
-router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"], route_class=ApiRoute)
 
 
 @router.post("/login", response_model=TokenOut)

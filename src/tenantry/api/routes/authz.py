@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from tenantry.api.deps import CtxDep
+from tenantry.api.routing import ApiRoute
 from tenantry.api.schemas.authz import ExplainGrantOut, ExplainIn, ExplainOut, ScopeOut
 from tenantry.services import authz as authz_service
 from tenantry.services import tenants
 
-router = APIRouter(prefix="/api/v1/authz", tags=["authorization"])
+router = APIRouter(prefix="/api/v1/authz", tags=["authorization"], route_class=ApiRoute)
 
 
 @router.post("/explain", response_model=ExplainOut)

@@ -8,12 +8,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from tenantry.api.deps import CtxDep, TenantCtxDep
+from tenantry.api.routing import ApiRoute
 from tenantry.api.schemas.authz import GrantCreate, GrantOut
 from tenantry.errors import Invalid
 from tenantry.services import grants
 from tenantry.services.context import ServiceContext
 
-router = APIRouter(tags=["grants"])
+router = APIRouter(tags=["grants"], route_class=ApiRoute)
 RoleQ = Annotated[str | None, Query(max_length=100)]
 
 
@@ -37,12 +38,18 @@ def _create(ctx: ServiceContext, body: GrantCreate) -> GrantOut:
                     field="scope.resource_id",
                 )
             resource_id = scope.resource_id
+    if scope is not None and scope.type != "resource" and scope.resource_id is not None:
+        # Contradictory input is refused, never silently reinterpreted.
+        raise Invalid(
+            f"a {scope.type} grant has no scope.resource_id", code="scope_mismatch", field="scope.resource_id"
+        )
     view = grants.create_grant(
         ctx,
         principal_type=body.principal.type,
         principal_id=body.principal.id,
         role=body.role,
         resource_id=resource_id,
+        scope_tenant_id=scope.tenant_id if scope is not None else None,
     )
     ctx.commit()
     return GrantOut.of(view)

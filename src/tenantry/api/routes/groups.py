@@ -7,11 +7,12 @@ import uuid
 from fastapi import APIRouter, Response
 
 from tenantry.api.deps import CtxDep
+from tenantry.api.routing import ApiRoute
 from tenantry.api.schemas.authz import GroupCreate, GroupMemberAdd, GroupMemberOut, GroupOut, GroupUpdate
 from tenantry.db.tables import Group
 from tenantry.services import groups
 
-router = APIRouter(prefix="/api/v1/groups", tags=["groups"])
+router = APIRouter(prefix="/api/v1/groups", tags=["groups"], route_class=ApiRoute)
 
 
 def _out(g: Group) -> GroupOut:

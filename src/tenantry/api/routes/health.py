@@ -7,6 +7,7 @@ import ipaddress
 import os
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
 from sqlalchemy import text
 from starlette.exceptions import HTTPException
@@ -52,7 +53,7 @@ def readyz(request: Request) -> dict[str, str] | Response:
 
 @router.get(
     "/metrics",
-    response_class=Response,
+    response_class=PlainTextResponse,  # documented as text
     responses={
         200: {"content": {"text/plain": {}}, "description": "Prometheus text format"},
         404: {

@@ -7,6 +7,7 @@ import uuid
 from fastapi import APIRouter, Response
 
 from tenantry.api.deps import CtxDep
+from tenantry.api.routing import ApiRoute
 from tenantry.api.schemas.auth import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -21,7 +22,7 @@ from tenantry.api.schemas.users import MeOut, MeUpdate, PasswordChange, UserTena
 from tenantry.db.tables import ApiKey
 from tenantry.services import api_keys, auth, invitations, memberships, totp, users
 
-router = APIRouter(prefix="/api/v1/me", tags=["me"])
+router = APIRouter(prefix="/api/v1/me", tags=["me"], route_class=ApiRoute)
 
 
 def _key_out(k: ApiKey) -> ApiKeyOut:

@@ -8,13 +8,14 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from tenantry.api.deps import TenantCtxDep
+from tenantry.api.routing import ApiRoute
 from tenantry.api.schemas import Page
 from tenantry.api.schemas.members import MemberCreate, MemberOut, MemberUpdate
 from tenantry.api.schemas.membership_invitations import MemberInvitationOut
 from tenantry.services import memberships
 from tenantry.services.memberships import MemberView
 
-router = APIRouter(prefix="/api/v1/tenants/{tenant}/members", tags=["members"])
+router = APIRouter(prefix="/api/v1/tenants/{tenant}/members", tags=["members"], route_class=ApiRoute)
 
 
 @router.get("", response_model=Page[MemberOut])

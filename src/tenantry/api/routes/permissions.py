@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from tenantry.api.deps import CtxDep
+from tenantry.api.routing import ApiRoute
 from tenantry.api.schemas.authz import PermissionOut
 from tenantry.authz import CATALOG
 from tenantry.authz.engine import require_authenticated
 
-router = APIRouter(prefix="/api/v1/permissions", tags=["authorization"])
+router = APIRouter(prefix="/api/v1/permissions", tags=["authorization"], route_class=ApiRoute)
 
 
 @router.get("", response_model=list[PermissionOut])

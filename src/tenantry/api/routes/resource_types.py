@@ -6,10 +6,11 @@ from fastapi import APIRouter, Header, Response
 
 from tenantry.api.deps import CtxDep
 from tenantry.api.etags import etag, parse_if_match
+from tenantry.api.routing import ApiRoute
 from tenantry.api.schemas.resources import ResourceTypeCreate, ResourceTypeOut, ResourceTypeUpdate
 from tenantry.services import resource_types
 
-router = APIRouter(prefix="/api/v1/resource-types", tags=["resources"])
+router = APIRouter(prefix="/api/v1/resource-types", tags=["resources"], route_class=ApiRoute)
 
 
 @router.get("", response_model=list[ResourceTypeOut], response_model_by_alias=True)

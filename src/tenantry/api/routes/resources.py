@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 
 from tenantry.api.deps import TenantCtxDep
 from tenantry.api.etags import etag, parse_if_match
+from tenantry.api.routing import QUERY_PREFIXES, ApiRoute
 from tenantry.api.schemas import Page
 from tenantry.api.schemas.resources import ResourceCreate, ResourceOut, ResourceUpdate
 from tenantry.api.schemas.tenants import ImpactOut
@@ -16,11 +17,11 @@ from tenantry.api.schemas.users import DeletionOut
 from tenantry.errors import Invalid
 from tenantry.services import resources
 
-router = APIRouter(prefix="/api/v1/tenants/{tenant}/resources", tags=["resources"])
+router = APIRouter(prefix="/api/v1/tenants/{tenant}/resources", tags=["resources"], route_class=ApiRoute)
 IfMatch = Annotated[str | None, Header(alias="If-Match")]
 
 
-@router.get("", response_model=Page[ResourceOut])
+@router.get("", response_model=Page[ResourceOut], openapi_extra={QUERY_PREFIXES: ["attr."]})
 def list_resources(
     ctx: TenantCtxDep,
     request: Request,

@@ -6,11 +6,12 @@ from fastapi import APIRouter, Header, Response
 
 from tenantry.api.deps import CtxDep, TenantCtxDep
 from tenantry.api.etags import parse_if_match
+from tenantry.api.routing import ApiRoute
 from tenantry.api.schemas.authz import RoleCreate, RoleOut, RoleUpdate
 from tenantry.services import roles
 from tenantry.services.context import ServiceContext
 
-router = APIRouter(tags=["roles"])
+router = APIRouter(tags=["roles"], route_class=ApiRoute)
 GLOBAL = "/api/v1/roles"
 TENANT = "/api/v1/tenants/{tenant}/roles"
 

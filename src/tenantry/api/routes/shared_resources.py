@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from tenantry.api.deps import CtxDep, TenantCtxDep
+from tenantry.api.routing import ApiRoute
 from tenantry.api.schemas import Page
 from tenantry.api.schemas.resources import (
     AssignmentIn,
@@ -20,7 +21,7 @@ from tenantry.db.tables import SharedResource
 from tenantry.services import shared_resources as shared
 from tenantry.services.context import ServiceContext
 
-router = APIRouter(tags=["shared resources"])
+router = APIRouter(tags=["shared resources"], route_class=ApiRoute)
 ADMIN = "/api/v1/shared-resources"
 TENANT = "/api/v1/tenants/{tenant}/shared-resources"
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Header, Query, Response
 
 from tenantry.api.deps import CtxDep, TenantCtxDep
 from tenantry.api.etags import etag, parse_if_match
+from tenantry.api.routing import ApiRoute
 from tenantry.api.schemas import Page
 from tenantry.api.schemas.tenants import (
     DeletionOut,
@@ -19,7 +20,7 @@ from tenantry.api.schemas.tenants import (
 )
 from tenantry.services import tenants
 
-router = APIRouter(prefix="/api/v1/tenants", tags=["tenants"])
+router = APIRouter(prefix="/api/v1/tenants", tags=["tenants"], route_class=ApiRoute)
 IfMatch = Annotated[str | None, Header(alias="If-Match")]
 
 

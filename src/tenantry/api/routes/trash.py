@@ -8,12 +8,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from tenantry.api.deps import CtxDep, TenantCtxDep
+from tenantry.api.routing import ApiRoute
 from tenantry.api.schemas import Page
 from tenantry.api.schemas.resources import PurgeOut, RestoreOut, TrashBatchOut
 from tenantry.services import trash
 from tenantry.services.context import ServiceContext
 
-router = APIRouter(tags=["trash"])
+router = APIRouter(tags=["trash"], route_class=ApiRoute)
 Limit = Annotated[int, Query(ge=1, le=200)]
 Cursor = Annotated[str | None, Query(max_length=200)]
 RootType = Annotated[str | None, Query(max_length=32)]

@@ -8,11 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from tenantry.api.deps import CtxDep
+from tenantry.api.routing import ApiRoute
 from tenantry.api.schemas import Page
 from tenantry.api.schemas.users import DeletionOut, UserCreate, UserOut, UserTenantOut, UserUpdate
 from tenantry.services import tenants, users
 
-router = APIRouter(prefix="/api/v1/users", tags=["users"])
+router = APIRouter(prefix="/api/v1/users", tags=["users"], route_class=ApiRoute)
 
 
 @router.get("", response_model=Page[UserOut])

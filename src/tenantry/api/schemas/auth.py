@@ -6,14 +6,14 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from tenantry.api.schemas import Strict
+from tenantry.api.schemas import IsoDateTime, Password, SingleLine, Strict
 
 
 class LoginIn(Strict):
-    email: str = Field(min_length=3, max_length=320)
+    email: SingleLine = Field(min_length=3, max_length=320)
     # NIST 800-63B: accept long passphrases and never truncate; 1024 bounds the hashing cost.
-    password: str = Field(min_length=1, max_length=1024)
-    totp_code: str | None = Field(default=None, max_length=64)
+    password: Password = Field(min_length=1, max_length=1024)
+    totp_code: SingleLine | None = Field(default=None, max_length=64)
 
 
 class TokenOut(BaseModel):
@@ -30,17 +30,17 @@ class CookieLoginOut(BaseModel):
 
 
 class ForgotIn(Strict):
-    email: str = Field(min_length=1, max_length=320)
+    email: SingleLine = Field(min_length=1, max_length=320)
 
 
 class ResetIn(Strict):
-    token: str = Field(min_length=10, max_length=200)
-    new_password: str = Field(min_length=1, max_length=1024)
+    token: SingleLine = Field(min_length=10, max_length=200)
+    new_password: Password = Field(min_length=1, max_length=1024)
 
 
 class AcceptIn(Strict):
-    token: str = Field(min_length=10, max_length=200)
-    password: str = Field(min_length=1, max_length=1024)
+    token: SingleLine = Field(min_length=10, max_length=200)
+    password: Password = Field(min_length=1, max_length=1024)
 
 
 class SessionOut(BaseModel):
@@ -54,9 +54,9 @@ class SessionOut(BaseModel):
 
 
 class ApiKeyCreate(Strict):
-    name: str = Field(min_length=1, max_length=100)
+    name: SingleLine = Field(min_length=1, max_length=100)
     scope: Literal["read", "read_write"] = "read"
-    expires_at: datetime | None = None
+    expires_at: IsoDateTime | None = None
     tenant_id: uuid.UUID | None = None
 
 
@@ -82,12 +82,12 @@ class TotpSetupOut(BaseModel):
 
 
 class CodeIn(Strict):
-    code: str = Field(min_length=6, max_length=64)
+    code: SingleLine = Field(min_length=6, max_length=64)
 
 
 class TotpDisableIn(Strict):
-    password: str = Field(min_length=1, max_length=1024)
-    code: str = Field(min_length=6, max_length=64)
+    password: Password = Field(min_length=1, max_length=1024)
+    code: SingleLine = Field(min_length=6, max_length=64)
 
 
 class RecoveryCodesOut(BaseModel):

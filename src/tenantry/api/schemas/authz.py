@@ -3,9 +3,9 @@ from __future__ import annotations
 import uuid
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
-from tenantry.api.schemas import Strict
+from tenantry.api.schemas import MultiLine, SingleLine, Strict
 from tenantry.services.grants import GrantView
 from tenantry.services.roles import RoleView
 
@@ -19,18 +19,18 @@ class PermissionOut(BaseModel):
 
 
 class RoleCreate(Strict):
-    key: str = Field(min_length=2, max_length=64, examples=["deployer"])
-    name: str = Field(min_length=1, max_length=100)
-    description: str = Field(default="", max_length=2000)
-    permissions: list[str] = Field(max_length=500)
-    acknowledge_risk: bool = False
+    key: SingleLine = Field(min_length=2, max_length=64, examples=["deployer"])
+    name: SingleLine = Field(min_length=1, max_length=100)
+    description: MultiLine = Field(default="", max_length=2000)
+    permissions: list[SingleLine] = Field(max_length=500)
+    acknowledge_risk: StrictBool = False
 
 
 class RoleUpdate(Strict):
-    name: str | None = Field(default=None, min_length=1, max_length=100)
-    description: str | None = Field(default=None, max_length=2000)
-    permissions: list[str] | None = Field(default=None, max_length=500)
-    acknowledge_risk: bool = False
+    name: SingleLine | None = Field(default=None, min_length=1, max_length=100)
+    description: MultiLine | None = Field(default=None, max_length=2000)
+    permissions: list[SingleLine] | None = Field(default=None, max_length=500)
+    acknowledge_risk: StrictBool = False
 
     def changes(self) -> dict[str, object]:
         return {k: getattr(self, k) for k in self.model_fields_set if k != "acknowledge_risk"}
@@ -73,7 +73,7 @@ class ScopeRef(Strict):
 
 class GrantCreate(Strict):
     principal: PrincipalRef
-    role: str = Field(min_length=1, max_length=100)
+    role: SingleLine = Field(min_length=1, max_length=100)
     scope: ScopeRef | None = None
 
 
@@ -105,13 +105,13 @@ class GrantOut(BaseModel):
 
 
 class GroupCreate(Strict):
-    name: str = Field(min_length=1, max_length=100)
-    description: str = Field(default="", max_length=2000)
+    name: SingleLine = Field(min_length=1, max_length=100)
+    description: MultiLine = Field(default="", max_length=2000)
 
 
 class GroupUpdate(Strict):
-    name: str | None = Field(default=None, min_length=1, max_length=100)
-    description: str | None = Field(default=None, max_length=2000)
+    name: SingleLine | None = Field(default=None, min_length=1, max_length=100)
+    description: MultiLine | None = Field(default=None, max_length=2000)
 
 
 class GroupOut(BaseModel):
@@ -131,8 +131,8 @@ class GroupMemberOut(BaseModel):
 
 class ExplainIn(Strict):
     user_id: uuid.UUID
-    permission: str = Field(min_length=1, max_length=100)
-    tenant: str | None = Field(default=None, max_length=100, description="tenant id or slug")
+    permission: SingleLine = Field(min_length=1, max_length=100)
+    tenant: SingleLine | None = Field(default=None, max_length=100, description="tenant id or slug")
     resource: uuid.UUID | None = None
 
 

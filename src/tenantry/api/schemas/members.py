@@ -2,16 +2,16 @@ from __future__ import annotations
 
 import uuid
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, StrictBool, model_validator
 
-from tenantry.api.schemas import Strict
+from tenantry.api.schemas import SingleLine, Strict
 from tenantry.services.memberships import MemberView
 
 
 class MemberCreate(Strict):
     user_id: uuid.UUID | None = None
-    email: str | None = Field(default=None, min_length=3, max_length=320)
-    role: str = Field(default="member", min_length=1, max_length=100)
+    email: SingleLine | None = Field(default=None, min_length=3, max_length=320)
+    role: SingleLine = Field(default="member", min_length=1, max_length=100)
 
     @model_validator(mode="after")
     def _one_of(self) -> MemberCreate:
@@ -21,8 +21,8 @@ class MemberCreate(Strict):
 
 
 class MemberUpdate(Strict):
-    role: str | None = Field(default=None, min_length=1, max_length=100)
-    is_default: bool | None = None
+    role: SingleLine | None = Field(default=None, min_length=1, max_length=100)
+    is_default: StrictBool | None = None
 
     @model_validator(mode="after")
     def _something(self) -> MemberUpdate:

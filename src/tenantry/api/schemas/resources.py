@@ -4,29 +4,33 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, JsonValue, StrictBool
 
-from tenantry.api.schemas import Strict
+from tenantry.api.schemas import JsonInt, JsonObject, SingleLine, Strict, TextMap
 from tenantry.db.tables import DeletionBatch, Resource, ResourceType, SharedResource
 
 
+def _object_schema() -> dict[str, JsonValue]:
+    return {"type": "object"}
+
+
 class ResourceTypeCreate(Strict):
-    key: str = Field(min_length=2, max_length=64)
-    name: str = Field(min_length=1, max_length=100)
-    schema_: dict[str, Any] = Field(default_factory=lambda: {"type": "object"}, alias="schema")
-    unique_fields: list[str] = Field(default_factory=list, max_length=20)
-    parent_type: str | None = Field(default=None, max_length=64)
-    cascade_delete: bool = False
-    references: dict[str, str] = Field(default_factory=dict)
+    key: SingleLine = Field(min_length=2, max_length=64)
+    name: SingleLine = Field(min_length=1, max_length=100)
+    schema_: JsonObject = Field(default_factory=_object_schema, alias="schema")
+    unique_fields: list[SingleLine] = Field(default_factory=list, max_length=20)
+    parent_type: SingleLine | None = Field(default=None, max_length=64)
+    cascade_delete: StrictBool = False
+    references: TextMap = Field(default_factory=dict)
 
 
 class ResourceTypeUpdate(Strict):
-    name: str | None = Field(default=None, min_length=1, max_length=100)
-    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
-    unique_fields: list[str] | None = Field(default=None, max_length=20)
-    parent_type: str | None = Field(default=None, max_length=64)
-    cascade_delete: bool | None = None
-    references: dict[str, str] | None = None
+    name: SingleLine | None = Field(default=None, min_length=1, max_length=100)
+    schema_: JsonObject | None = Field(default=None, alias="schema")
+    unique_fields: list[SingleLine] | None = Field(default=None, max_length=20)
+    parent_type: SingleLine | None = Field(default=None, max_length=64)
+    cascade_delete: StrictBool | None = None
+    references: TextMap | None = None
 
     def changes(self) -> dict[str, Any]:
         out = {}
@@ -60,15 +64,15 @@ class ResourceTypeOut(BaseModel):
 
 
 class ResourceCreate(Strict):
-    type: str = Field(min_length=1, max_length=64)
-    name: str = Field(min_length=1, max_length=200)
-    attributes: dict[str, Any] = Field(default_factory=dict)
+    type: SingleLine = Field(min_length=1, max_length=64)
+    name: SingleLine = Field(min_length=1, max_length=200)
+    attributes: JsonObject = Field(default_factory=dict)
     parent_id: uuid.UUID | None = None
 
 
 class ResourceUpdate(Strict):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    attributes: dict[str, Any] | None = None
+    name: SingleLine | None = Field(default=None, min_length=1, max_length=200)
+    attributes: JsonObject | None = None
     parent_id: uuid.UUID | None = None
 
     def changes(self) -> dict[str, Any]:
@@ -102,18 +106,18 @@ class ResourceOut(BaseModel):
 
 
 class SharedResourceCreate(Strict):
-    name: str = Field(min_length=1, max_length=200)
-    type: str = Field(default="gateway", min_length=1, max_length=64)
+    name: SingleLine = Field(min_length=1, max_length=200)
+    type: SingleLine = Field(default="gateway", min_length=1, max_length=64)
     status: Literal["active", "maintenance", "offline"] = "active"
-    capacity: int = Field(default=1, ge=1, le=100_000)
-    attributes: dict[str, Any] = Field(default_factory=dict)
+    capacity: JsonInt = Field(default=1, ge=1, le=100_000)
+    attributes: JsonObject = Field(default_factory=dict)
 
 
 class SharedResourceUpdate(Strict):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: SingleLine | None = Field(default=None, min_length=1, max_length=200)
     status: Literal["active", "maintenance", "offline"] | None = None
-    capacity: int | None = Field(default=None, ge=1, le=100_000)
-    attributes: dict[str, Any] | None = None
+    capacity: JsonInt | None = Field(default=None, ge=1, le=100_000)
+    attributes: JsonObject | None = None
 
     def changes(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.model_fields_set if getattr(self, k) is not None}

@@ -6,26 +6,28 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from tenantry.api.schemas import Strict
+from tenantry.api.schemas import MultiLine, SingleLine, Strict
 from tenantry.services.tenants import TenantView
 
 
 class Branding(Strict):
-    color: str | None = Field(default=None, max_length=7, examples=["#0055aa"])
-    logo_url: str | None = Field(default=None, max_length=2048, examples=["https://example.com/logo.svg"])
+    color: SingleLine | None = Field(default=None, max_length=7, examples=["#0055aa"])
+    logo_url: SingleLine | None = Field(
+        default=None, max_length=2048, examples=["https://example.com/logo.svg"]
+    )
 
 
 class TenantCreate(Strict):
-    slug: str = Field(min_length=1, max_length=63, examples=["acme"])
-    name: str = Field(min_length=1, max_length=200, examples=["Acme Corp"])
-    description: str = Field(default="", max_length=4000)
+    slug: SingleLine = Field(min_length=1, max_length=63, examples=["acme"])
+    name: SingleLine = Field(min_length=1, max_length=200, examples=["Acme Corp"])
+    description: MultiLine = Field(default="", max_length=4000)
     branding: Branding | None = None
     status: Literal["active", "suspended"] = "active"
 
 
 class TenantUpdate(Strict):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    description: str | None = Field(default=None, max_length=4000)
+    name: SingleLine | None = Field(default=None, min_length=1, max_length=200)
+    description: MultiLine | None = Field(default=None, max_length=4000)
     branding: Branding | None = None
     status: Literal["active", "suspended"] | None = None
 

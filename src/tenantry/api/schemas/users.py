@@ -4,25 +4,25 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
-from tenantry.api.schemas import Strict
+from tenantry.api.schemas import Password, SingleLine, Strict
 from tenantry.db.tables import User
 
 
 class UserCreate(Strict):
-    email: str = Field(min_length=3, max_length=320)
-    first_name: str = Field(default="", max_length=100)
-    last_name: str = Field(default="", max_length=100)
-    password: str | None = Field(default=None, min_length=1, max_length=1024)
-    is_superadmin: bool = False
+    email: SingleLine = Field(min_length=3, max_length=320)
+    first_name: SingleLine = Field(default="", max_length=100)
+    last_name: SingleLine = Field(default="", max_length=100)
+    password: Password | None = Field(default=None, min_length=1, max_length=1024)
+    is_superadmin: StrictBool = False
 
 
 class UserUpdate(Strict):
-    first_name: str | None = Field(default=None, max_length=100)
-    last_name: str | None = Field(default=None, max_length=100)
-    active: bool | None = None
-    is_superadmin: bool | None = None
+    first_name: SingleLine | None = Field(default=None, max_length=100)
+    last_name: SingleLine | None = Field(default=None, max_length=100)
+    active: StrictBool | None = None
+    is_superadmin: StrictBool | None = None
 
     def changes(self) -> dict[str, object]:
         return {k: getattr(self, k) for k in self.model_fields_set if getattr(self, k) is not None}
@@ -57,9 +57,9 @@ class UserOut(BaseModel):
 
 
 class Preferences(Strict):
-    hide_ai: bool | None = None
-    compact_tables: bool | None = None
-    show_tips: bool | None = None
+    hide_ai: StrictBool | None = None
+    compact_tables: StrictBool | None = None
+    show_tips: StrictBool | None = None
 
 
 class MeOut(UserOut):
@@ -74,8 +74,8 @@ class MeOut(UserOut):
 
 
 class MeUpdate(Strict):
-    first_name: str | None = Field(default=None, max_length=100)
-    last_name: str | None = Field(default=None, max_length=100)
+    first_name: SingleLine | None = Field(default=None, max_length=100)
+    last_name: SingleLine | None = Field(default=None, max_length=100)
     language: Literal["en", "de"] | None = None
     theme: Literal["light", "dark", "system"] | None = None
     preferences: Preferences | None = None
@@ -93,8 +93,8 @@ class MeUpdate(Strict):
 
 
 class PasswordChange(Strict):
-    current_password: str = Field(min_length=1, max_length=1024)
-    new_password: str = Field(min_length=1, max_length=1024)
+    current_password: Password = Field(min_length=1, max_length=1024)
+    new_password: Password = Field(min_length=1, max_length=1024)
 
 
 class UserTenantOut(BaseModel):
