@@ -122,7 +122,7 @@ def get_member(ctx: ServiceContext, user_id: uuid.UUID) -> MemberView:
     return _view(ctx, user)
 
 
-def may_attach_directly(ctx: ServiceContext) -> bool:
+def _may_attach_directly(ctx: ServiceContext) -> bool:
     """Whoever administers accounts (superadmins) may attach one at once; everyone else asks it."""
     return ctx.can(Perm.USER_MANAGE, global_scope=True)
 
@@ -147,7 +147,7 @@ def add_member(
         _check_role(ctx, tenant, role)
         if user is None and user_id is None and email is None:
             raise Invalid("give user_id or email", code="user_required")
-        if not may_attach_directly(ctx):
+        if not _may_attach_directly(ctx):
             return _invite(ctx, tenant, role=role, user=user, user_id=user_id, email=email)
         invite = False
         if user is None and user_id is not None:
