@@ -110,7 +110,7 @@ def _iso_datetime(value: Any) -> Any:
     return value
 
 
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")  # a date alone means its midnight, UTC
 # Last in `Annotated[StrictInt, Field(ge=..), JSON_INTEGER]`, so bounds still show in the OpenAPI.
 JSON_INTEGER = BeforeValidator(_json_int)
 JsonInt = Annotated[StrictInt, JSON_INTEGER]
