@@ -7,10 +7,11 @@ import uuid
 from fastapi import APIRouter, Response
 
 from tenantry.api.deps import CtxDep
+from tenantry.api.routing import ApiRoute
 from tenantry.api.schemas.membership_invitations import JoinedOut, MyInvitationOut
 from tenantry.services import membership_invitations
 
-router = APIRouter(prefix="/api/v1/me/invitations", tags=["me"])
+router = APIRouter(prefix="/api/v1/me/invitations", tags=["me"], route_class=ApiRoute)
 
 
 @router.get("", response_model=list[MyInvitationOut])

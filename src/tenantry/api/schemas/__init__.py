@@ -110,8 +110,10 @@ def _iso_datetime(value: Any) -> Any:
     return value
 
 
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
-JsonInt = Annotated[StrictInt, BeforeValidator(_json_int)]
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")  # a date alone means its midnight, UTC
+# Last in `Annotated[StrictInt, Field(ge=..), JSON_INTEGER]`, so bounds still show in the OpenAPI.
+JSON_INTEGER = BeforeValidator(_json_int)
+JsonInt = Annotated[StrictInt, JSON_INTEGER]
 IsoDateTime = Annotated[datetime, BeforeValidator(_iso_datetime)]
 
 

@@ -2,12 +2,15 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, JsonValue, StrictBool
+from pydantic import BaseModel, Field, JsonValue, StrictBool, StrictInt
 
-from tenantry.api.schemas import JsonInt, JsonObject, SingleLine, Strict, TextMap
+from tenantry.api.schemas import JSON_INTEGER, JsonObject, SingleLine, Strict, TextMap
 from tenantry.db.tables import DeletionBatch, Resource, ResourceType, SharedResource
+
+# Tenant slots of a shared resource (the bounds inside the type, so Optional keeps them).
+Capacity = Annotated[StrictInt, Field(ge=1, le=100_000), JSON_INTEGER]
 
 
 def _object_schema() -> dict[str, JsonValue]:
@@ -109,14 +112,14 @@ class SharedResourceCreate(Strict):
     name: SingleLine = Field(min_length=1, max_length=200)
     type: SingleLine = Field(default="gateway", min_length=1, max_length=64)
     status: Literal["active", "maintenance", "offline"] = "active"
-    capacity: JsonInt = Field(default=1, ge=1, le=100_000)
+    capacity: Capacity = 1
     attributes: JsonObject = Field(default_factory=dict)
 
 
 class SharedResourceUpdate(Strict):
     name: SingleLine | None = Field(default=None, min_length=1, max_length=200)
     status: Literal["active", "maintenance", "offline"] | None = None
-    capacity: JsonInt | None = Field(default=None, ge=1, le=100_000)
+    capacity: Capacity | None = None
     attributes: JsonObject | None = None
 
     def changes(self) -> dict[str, Any]:

@@ -51,8 +51,8 @@ class TenantReplace(Strict):
     """PUT: the whole editable tenant. Every field must be sent (`branding: null` clears it), so
     an omitted field is a 422 rather than a silent reset (a forgotten `status` must not unsuspend)."""
 
-    name: str = Field(min_length=1, max_length=200)
-    description: str = Field(max_length=4000)
+    name: SingleLine = Field(min_length=1, max_length=200)
+    description: MultiLine = Field(max_length=4000)
     branding: Branding | None
     status: Literal["active", "suspended"]
 
