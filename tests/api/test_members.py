@@ -18,6 +18,7 @@ from tenantry.db.types import utcnow
 from tests.personas import PASSWORD, login_token
 
 ACME = "/api/v1/tenants/acme/members"
+ACME_INVITATIONS = "/api/v1/tenants/acme/invitations"
 GLOBEX = "/api/v1/tenants/globex/members"
 ME_INV = "/api/v1/me/invitations"
 INVITATION_FIELDS = {"id", "email", "role", "status", "invited_by", "created_at", "expires_at"}
@@ -114,7 +115,7 @@ def _invite(api, persona: str = "acme_admin", base: str = ACME, **body) -> dict:
 
 
 def _pending(api, persona: str = "acme_admin", base: str = ACME) -> list[dict]:
-    r = api(persona).get(f"{base}/invitations", params={"limit": 200})
+    r = api(persona).get(base.replace("/members", "/invitations"), params={"limit": 200})
     assert r.status_code == 200, r.text
     return r.json()["items"]
 
@@ -524,9 +525,9 @@ def test_list_invitations_shows_open_and_expired_to_member_managers(api, db, per
 def test_list_invitations_pagination(api):
     for i in range(3):
         _invite(api, email=f"page{i}@example.com")
-    first = api("acme_admin").get(f"{ACME}/invitations", params={"limit": 2}).json()
+    first = api("acme_admin").get(ACME_INVITATIONS, params={"limit": 2}).json()
     assert len(first["items"]) == 2 and first["next_cursor"]
-    rest = api("acme_admin").get(f"{ACME}/invitations", params={"limit": 2, "cursor": first["next_cursor"]})
+    rest = api("acme_admin").get(ACME_INVITATIONS, params={"limit": 2, "cursor": first["next_cursor"]})
     assert [r["email"] for r in first["items"] + rest.json()["items"]] == [
         f"page{i}@example.com" for i in range(3)
     ]
@@ -537,24 +538,24 @@ def test_list_invitations_pagination(api):
     ("params", "code"), [({"cursor": "!!!!"}, "invalid_cursor"), ({"limit": 0}, "validation_error")]
 )
 def test_list_invitations_bad_query_422(api, params, code):
-    _problem(api("acme_admin").get(f"{ACME}/invitations", params=params), 422, code)
+    _problem(api("acme_admin").get(ACME_INVITATIONS, params=params), 422, code)
 
 
 @pytest.mark.parametrize("persona", ["acme_member", "acme_viewer", "acme_auditor"])
 def test_list_invitations_needs_member_manage_403(api, persona):
     _invite(api, email="newbie@example.com")
-    _problem(api(persona).get(f"{ACME}/invitations"), 403, "permission_denied")
+    _problem(api(persona).get(ACME_INVITATIONS), 403, "permission_denied")
 
 
 def test_list_invitations_other_tenant_404_and_outsider_403(api):
     _invite(api, email="newbie@example.com")
-    _problem(api("globex_admin").get(f"{ACME}/invitations"), 404, "not_found")
-    _problem(api("outsider").get(f"{ACME}/invitations"), 403, "no_tenant")
+    _problem(api("globex_admin").get(ACME_INVITATIONS), 404, "not_found")
+    _problem(api("outsider").get(ACME_INVITATIONS), 403, "no_tenant")
 
 
 def test_revoke_invitation_withdraws_it_and_is_audited(api, db, personas):
     inv = _invite(api, email="outsider@example.com", role="viewer")
-    r = api("acme_admin").delete(f"{ACME}/invitations/{inv['id']}")
+    r = api("acme_admin").delete(f"{ACME_INVITATIONS}/{inv['id']}")
     assert r.status_code == 204, r.text
     assert _pending(api) == []
     assert api("outsider").get(ME_INV).json() == []
@@ -562,16 +563,16 @@ def test_revoke_invitation_withdraws_it_and_is_audited(api, db, personas):
     [event] = _tenant_audit(api, "acme_admin", "acme", "member.invite_revoke")
     assert event["target"] == {"type": "membership_invitation", "id": inv["id"]}
     assert event["before"] == {"email": "outsider@example.com", "role": "viewer"}
-    _problem(api("acme_admin").delete(f"{ACME}/invitations/{inv['id']}"), 404, "not_found")
+    _problem(api("acme_admin").delete(f"{ACME_INVITATIONS}/{inv['id']}"), 404, "not_found")
 
 
 def test_revoke_invitation_bad_id_422_unknown_or_other_tenant_404(api, db):
     globex_inv = _invite(api, "globex_admin", GLOBEX, email="outsider@example.com")
     before = _all_audit(db)
-    _problem(api("acme_admin").delete(f"{ACME}/invitations/not-a-uuid"), 422, "validation_error")
-    _problem(api("acme_admin").delete(f"{ACME}/invitations/{uuid.uuid4()}"), 404, "not_found")
-    _problem(api("acme_admin").delete(f"{ACME}/invitations/{globex_inv['id']}"), 404, "not_found")
-    _problem(api("globex_admin").delete(f"{ACME}/invitations/{globex_inv['id']}"), 404, "not_found")
+    _problem(api("acme_admin").delete(f"{ACME_INVITATIONS}/not-a-uuid"), 422, "validation_error")
+    _problem(api("acme_admin").delete(f"{ACME_INVITATIONS}/{uuid.uuid4()}"), 404, "not_found")
+    _problem(api("acme_admin").delete(f"{ACME_INVITATIONS}/{globex_inv['id']}"), 404, "not_found")
+    _problem(api("globex_admin").delete(f"{ACME_INVITATIONS}/{globex_inv['id']}"), 404, "not_found")
     assert _all_audit(db) == before
     assert [p["id"] for p in _pending(api, "globex_admin", GLOBEX)] == [globex_inv["id"]]
 
@@ -579,7 +580,7 @@ def test_revoke_invitation_bad_id_422_unknown_or_other_tenant_404(api, db):
 @pytest.mark.parametrize("persona", ["acme_member", "acme_viewer"])
 def test_revoke_invitation_without_member_manage_403(api, db, persona):
     inv = _invite(api, email="newbie@example.com")
-    _problem(api(persona).delete(f"{ACME}/invitations/{inv['id']}"), 403, "permission_denied")
+    _problem(api(persona).delete(f"{ACME_INVITATIONS}/{inv['id']}"), 403, "permission_denied")
     assert _invitation_rows(db) == 1
 
 
@@ -961,7 +962,12 @@ def test_resend_member_invitation_permissions(api, db):
     ],
 )
 def test_members_endpoints_without_token_401(api, personas, method, suffix, body):
-    path = ACME + suffix.replace("{id}", _uid(personas, "acme_member"))
+    base, suffix = (
+        (ACME_INVITATIONS, suffix[len("/invitations") :])
+        if suffix.startswith("/invitations")
+        else (ACME, suffix)
+    )
+    path = base + suffix.replace("{id}", _uid(personas, "acme_member"))
     kwargs = {"json": body} if body is not None else {}
     _problem(api(None).request(method, path, **kwargs), 401, "unauthenticated")
 

@@ -190,6 +190,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         docs,
     ):
         app.include_router(module.router)
+    app.include_router(members.invitations_router)
     app.mount("/static", StaticFiles(directory=docs.STATIC_DIR), name="static")
     app.state.unenforced = []
     # Inner guard for bodies without Content-Length (chunked); the outer middleware answers the

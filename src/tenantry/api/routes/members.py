@@ -16,6 +16,10 @@ from tenantry.services import memberships
 from tenantry.services.memberships import MemberView
 
 router = APIRouter(prefix="/api/v1/tenants/{tenant}/members", tags=["members"], route_class=ApiRoute)
+# Beside the members, not under them: `/members/invitations` would also read as a member id.
+invitations_router = APIRouter(
+    prefix="/api/v1/tenants/{tenant}/invitations", tags=["members"], route_class=ApiRoute
+)
 
 
 @router.get("", response_model=Page[MemberOut])
@@ -51,7 +55,7 @@ def add_member(ctx: TenantCtxDep, body: MemberCreate, response: Response) -> Mem
     return MemberInvitationOut.of(result)
 
 
-@router.get("/invitations", response_model=Page[MemberInvitationOut])
+@invitations_router.get("", response_model=Page[MemberInvitationOut])
 def list_invitations(
     ctx: TenantCtxDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -61,7 +65,7 @@ def list_invitations(
     return Page(items=[MemberInvitationOut.of(i) for i in page.items], next_cursor=page.next_cursor)
 
 
-@router.delete("/invitations/{invitation_id}", status_code=204)
+@invitations_router.delete("/{invitation_id}", status_code=204)
 def revoke_invitation(ctx: TenantCtxDep, invitation_id: uuid.UUID) -> Response:
     memberships.revoke_invitation(ctx, invitation_id)
     ctx.commit()

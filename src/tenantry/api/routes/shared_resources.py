@@ -107,8 +107,16 @@ def get_tenant_shared(ctx: TenantCtxDep, shared_id: uuid.UUID) -> SharedResource
     return _out(ctx, [shared.get_shared(ctx, shared_id)])[0]
 
 
-@router.api_route(TENANT, methods=["POST"], include_in_schema=False)
-@router.api_route(TENANT + "/{shared_id}", methods=["PUT", "PATCH", "DELETE"], include_in_schema=False)
+# Documented, so that clients (and contract tests) learn the answer: always 403 for tenants.
+_READ_ONLY = {"summary": "Refused: the tenant's view of shared resources is read-only", "status_code": 403}
+
+
+@router.api_route(TENANT, methods=["POST"], **_READ_ONLY)
 def write_tenant_shared(ctx: TenantCtxDep) -> None:
     """Read-only for tenants: writes are a permission question (403), answered by the engine."""
     ctx.require(Perm.SHARED_RESOURCE_MANAGE, global_scope=True)
+
+
+@router.api_route(TENANT + "/{shared_id}", methods=["PUT", "PATCH", "DELETE"], **_READ_ONLY)
+def write_tenant_shared_one(ctx: TenantCtxDep, shared_id: uuid.UUID) -> None:
+    write_tenant_shared(ctx)
