@@ -80,7 +80,6 @@ def world(clean_db: Database) -> World:
     )
 
 
-@schemathesis.check
 def shape_refusals_match_the_contract(ctx: Any, response: Any, case: Any) -> bool | None:
     """A schema-valid request may be refused for what it means (an unknown role, an expired link:
     422 with that rule's own code), never for its shape: that would be a rule the OpenAPI hides.
@@ -100,6 +99,17 @@ def shape_refusals_match_the_contract(ctx: Any, response: Any, case: Any) -> boo
             f"schema-valid request refused as {response.status_code} {code}: {response.text[:300]}"
         )
     return None
+
+
+def shape_refusals_outside_links_match_the_contract(ctx: Any, response: Any, case: Any) -> bool | None:
+    """The same for the stateful run, minus path parameters: a link schemathesis infers may fill
+    one with a value the earlier response did not have (`.../assignments/None`); that is the
+    link's guess, not a request the contract calls valid."""
+    if response.status_code == 422 and "json" in response.headers.get("content-type", [""])[0]:
+        errors = (response.json() or {}).get("errors") or []
+        if errors and all(str(e.get("field", "")).startswith("path.") for e in errors):
+            return None
+    return shape_refusals_match_the_contract(ctx, response, case)
 
 
 # The contract, read once; each test points it at its own app (fresh database).
@@ -150,7 +160,7 @@ def test_stateful_run_with_two_tenants_as_peers(app: FastAPI, world: World, tmp_
     class Workflow(peer_schema.as_state_machine()):  # type: ignore[misc]
         def validate_response(self, response: Any, case: Any, *_a: Any, **kwargs: Any) -> None:
             super().validate_response(
-                response, case, additional_checks=[shape_refusals_match_the_contract], **kwargs
+                response, case, additional_checks=[shape_refusals_outside_links_match_the_contract], **kwargs
             )
 
     Workflow.run(
