@@ -108,15 +108,17 @@ def get_tenant_shared(ctx: TenantCtxDep, shared_id: uuid.UUID) -> SharedResource
 
 
 # Documented, so that clients (and contract tests) learn the answer: always 403 for tenants.
-_READ_ONLY = {"summary": "Refused: the tenant's view of shared resources is read-only", "status_code": 403}
+_READ_ONLY = "Refused: the tenant's view of shared resources is read-only"
 
 
-@router.api_route(TENANT, methods=["POST"], **_READ_ONLY)
+@router.api_route(TENANT, methods=["POST"], summary=_READ_ONLY, status_code=403)
 def write_tenant_shared(ctx: TenantCtxDep) -> None:
     """Read-only for tenants: writes are a permission question (403), answered by the engine."""
     ctx.require(Perm.SHARED_RESOURCE_MANAGE, global_scope=True)
 
 
-@router.api_route(TENANT + "/{shared_id}", methods=["PUT", "PATCH", "DELETE"], **_READ_ONLY)
+@router.api_route(
+    TENANT + "/{shared_id}", methods=["PUT", "PATCH", "DELETE"], summary=_READ_ONLY, status_code=403
+)
 def write_tenant_shared_one(ctx: TenantCtxDep, shared_id: uuid.UUID) -> None:
     write_tenant_shared(ctx)
