@@ -117,8 +117,16 @@ def write_tenant_shared(ctx: TenantCtxDep) -> None:
     ctx.require(Perm.SHARED_RESOURCE_MANAGE, global_scope=True)
 
 
-@router.api_route(
-    TENANT + "/{shared_id}", methods=["PUT", "PATCH", "DELETE"], summary=_READ_ONLY, status_code=403
-)
 def write_tenant_shared_one(ctx: TenantCtxDep, shared_id: uuid.UUID) -> None:
     write_tenant_shared(ctx)
+
+
+for _method in ("PUT", "PATCH", "DELETE"):  # one operation id per method keeps the OpenAPI unique
+    router.add_api_route(
+        TENANT + "/{shared_id}",
+        write_tenant_shared_one,
+        methods=[_method],
+        summary=_READ_ONLY,
+        status_code=403,
+        operation_id=f"write_tenant_shared_one_{_method.lower()}",
+    )
