@@ -254,7 +254,7 @@ def test_decline_removes_the_invitation_and_is_audited(api, db, personas):
     assert _mine(api, "outsider") == []
     assert "outsider@example.com" not in _members(api)
     assert _rows(db) == 0
-    pending = api("acme_admin").get(f"/api/v1/tenants/acme/invitations").json()["items"]
+    pending = api("acme_admin").get("/api/v1/tenants/acme/invitations").json()["items"]
     assert pending == []
     [event] = _tenant_audit(api, "acme", "member.invitation_decline")
     assert event["actor"]["id"] == str(personas.users["outsider"].id)

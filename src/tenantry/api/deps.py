@@ -1,8 +1,15 @@
-"""Request dependencies: database session, principal, tenant context (Annotated aliases)."""
+"""Request dependencies: database session, principal, tenant context (Annotated aliases).
+
+The dependencies themselves never block: each is `async` and only records what the request
+needs (a session, the credentials to check, the tenant to enter). The blocking part runs in
+the route's single thread-pool hop (`api/routing.py`), before the endpoint, in the order the
+dependencies were declared; a thread-pool hop per dependency cost more CPU than the query it
+carried. A context whose preparation never ran has no principal: it fails closed.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -10,6 +17,7 @@ from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBea
 from sqlalchemy.orm import Session
 
 from tenantry.api.client_address import client_address
+from tenantry.api.routing import request_work
 from tenantry.authz import Principal
 from tenantry.db.session import Database
 from tenantry.errors import PermissionDenied, Unauthenticated
@@ -31,8 +39,11 @@ def get_db(request: Request) -> Database:
     return request.app.state.db  # type: ignore[no-any-return]
 
 
-def get_session(request: Request) -> Iterator[Session]:
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    # Opening a Session does no I/O; the route's thread closes it (returning the connection)
+    # once the endpoint is done, so the close here finds nothing left to do.
     session = get_db(request).sessions()
+    request_work(request).sessions.append(session)
     try:
         yield session
     finally:
@@ -56,11 +67,11 @@ def request_meta(request: Request) -> RequestMeta:
     )
 
 
-def anonymous_context(request: Request, session: SessionDep) -> ServiceContext:
+async def anonymous_context(request: Request, session: SessionDep) -> ServiceContext:
     return ServiceContext(session=session, principal=Principal.nobody(), meta=request_meta(request))
 
 
-def authenticated_context(
+async def authenticated_context(
     request: Request,
     session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -69,19 +80,24 @@ def authenticated_context(
     ctx = ServiceContext(session=session, principal=Principal.nobody(), meta=request_meta(request))
     unsafe = request.method not in SAFE_METHODS
     if credentials is not None and credentials.scheme.lower() == "bearer":
-        principal = auth.authenticate(ctx, credentials.credentials)
+        token, csrf, from_cookie = credentials.credentials, None, False
     elif cookie:
         # Security: a cookie rides along with cross-site requests; unsafe methods must prove
         # they come from our own pages with the CSRF token bound to this session.
         csrf = request.headers.get(CSRF_HEADER)
         if unsafe and not csrf:
             raise PermissionDenied("missing CSRF token", code="csrf_failed")
-        principal = auth.authenticate(ctx, cookie, cookie=True, csrf_token=csrf if unsafe else None)
+        token, from_cookie = cookie, True
+        csrf = csrf if unsafe else None
     else:
         raise Unauthenticated("a bearer token is required", code="unauthenticated")
-    # What the principal may do (key scope, 2FA set-up pending, …) is the engine's to decide.
-    ctx.principal = principal
-    request.state.principal = principal
+
+    def sign_in() -> None:
+        # What the principal may do (key scope, 2FA set-up pending, …) is the engine's to decide.
+        ctx.principal = auth.authenticate(ctx, token, cookie=from_cookie, csrf_token=csrf)
+        request.state.principal = ctx.principal
+
+    request_work(request).steps.append(sign_in)
     return ctx
 
 
@@ -89,9 +105,9 @@ CtxDep = Annotated[ServiceContext, Depends(authenticated_context)]
 AnonCtxDep = Annotated[ServiceContext, Depends(anonymous_context)]
 
 
-def tenant_context(tenant: str, ctx: CtxDep) -> ServiceContext:
+async def tenant_context(tenant: str, ctx: CtxDep, request: Request) -> ServiceContext:
     """Resolve `{tenant}` (id or slug) once; unknown, deleted and hidden tenants are all 404."""
-    tenants.enter_tenant(ctx, tenant)
+    request_work(request).steps.append(lambda: tenants.enter_tenant(ctx, tenant))
     return ctx
 
 

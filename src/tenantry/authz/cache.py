@@ -15,7 +15,7 @@ import time
 from collections import OrderedDict
 from typing import Any
 
-from sqlalchemy import event, select, update
+from sqlalchemy import ScalarSelect, event, select, update
 from sqlalchemy.orm import Session, SessionTransaction
 
 from tenantry.authz.catalog import register_resource_type
@@ -32,6 +32,7 @@ class PermissionCache:
     def __init__(self, maxsize: int = 200_000) -> None:
         self.maxsize = maxsize
         self.version = -1
+        self.resource_types: tuple[str, ...] | None = None  # read with `version`
         self._data: OrderedDict[Any, Any] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -49,6 +50,7 @@ class PermissionCache:
     def clear(self, version: int | None = None) -> None:
         with self._lock:
             self._data.clear()
+            self.resource_types = None
             if version is not None:
                 self.version = version
 
@@ -65,13 +67,48 @@ def sync(session: Session) -> None:
     """Once per transaction: align the cache with the database's authorization version."""
     if session.info.get(_SYNCED) is not None:
         return
-    version = session.scalar(select(AuthzState.version).where(AuthzState.id == 1)) or 0
+    _align(session, session.scalar(select(AuthzState.version).where(AuthzState.id == 1)) or 0)
+
+
+def version_column() -> ScalarSelect[int]:
+    """The version as a column of the transaction's first query: saves `sync` its own read.
+
+    The caller passes what it read to `prime`; authentication uses this, so the check that
+    makes a permission change act on the very next request costs no round trip of its own.
+    """
+    return select(AuthzState.version).where(AuthzState.id == 1).scalar_subquery()
+
+
+def prime(session: Session, version: int | None) -> None:
+    """`sync` with a version this transaction already read (see `version_column`)."""
+    if session.info.get(_SYNCED) is None:
+        _align(session, version or 0)
+
+
+def _align(session: Session, version: int) -> None:
     if version != CACHE.version:
         CACHE.clear(version)
         # Resource types may have been added elsewhere: their permissions must exist here too.
-        for (key,) in session.execute(select(ResourceType.key)):
+        keys = tuple(key for (key,) in session.execute(select(ResourceType.key).order_by(ResourceType.key)))
+        for key in keys:
             register_resource_type(key)
+        CACHE.resource_types = keys
     session.info[_SYNCED] = version
+
+
+def resource_type_keys(session: Session) -> tuple[str, ...]:
+    """Every resource type's key as of this transaction's authorization version.
+
+    Creating or deleting a type bumps the version, so the list read when the cache was aligned
+    stays right until the next bump; a transaction that changed authorization data reads anew.
+    """
+    if session.info.get(_PRIVATE) is None:
+        if session.info.get(_SYNCED) is None:
+            sync(session)
+        keys = CACHE.resource_types
+        if keys is not None and CACHE.version == session.info.get(_SYNCED):
+            return keys
+    return tuple(key for (key,) in session.execute(select(ResourceType.key).order_by(ResourceType.key)))
 
 
 def get(session: Session, key: Any) -> Any:

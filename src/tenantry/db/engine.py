@@ -51,5 +51,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
-    kwargs.setdefault("pool_pre_ping", True)
+    # No pre-ping: it costs a round trip on every checkout, i.e. on every request. A connection
+    # that died (server restart) fails its first statement instead, and SQLAlchemy then
+    # invalidates the whole pool, so one request sees the outage, not one per connection.
+    kwargs.setdefault("pool_pre_ping", False)
     return create_engine(url, **kwargs)

@@ -5,6 +5,11 @@ SoftDeletable table gets `deleted_at IS NULL`. A session with no tenant sees no 
 rows (fail closed). Crossing tenants is spelled `cross_tenant()`, seeing the trash
 `include_deleted()`. On PostgreSQL the same context is mirrored into transaction-local
 settings that row-level security (`db/rls.py`) checks as a second barrier.
+
+The mirror is lazy: the settings are written just before the next statement that runs under a
+context different from the one the transaction last wrote (one `set_config` round trip), not
+on every switch. A transaction starts with both settings empty, which is exactly "no tenant,
+not crossing": a request that never enters a tenant writes none at all.
 """
 
 from __future__ import annotations
@@ -22,10 +27,14 @@ from tenantry.db.base import SoftDeletable, TenantOwned
 _TENANT = "tenant_id"
 _CROSS = "cross_tenant"
 _DELETED = "include_deleted"
+_MIRRORED = "rls_mirrored"  # what this transaction last wrote into the PostgreSQL settings
+_UNKNOWN = object()  # after a savepoint ended: the settings may have been rolled back
+_EMPTY = (None, False)  # a fresh transaction: both settings unset
 
 
 @event.listens_for(Session, "do_orm_execute")
 def _apply_scoping(state: ORMExecuteState) -> None:
+    _mirror(state.session)
     if state.is_column_load:
         return  # refreshes one row by its full primary key, which includes tenant_id
     # Relationship loads are scoped too: criteria propagated from the parent's query are those
@@ -54,6 +63,7 @@ def _apply_scoping(state: ORMExecuteState) -> None:
 @event.listens_for(Session, "before_flush")
 def _guard_writes(session: Session, _ctx: Any, _instances: Any) -> None:
     """Refuse to flush a tenant-owned row into a tenant other than the session's."""
+    _mirror(session)
     if session.info.get(_CROSS):
         return
     current = session.info.get(_TENANT)
@@ -63,37 +73,45 @@ def _guard_writes(session: Session, _ctx: Any, _instances: Any) -> None:
 
 
 @event.listens_for(Session, "after_begin")
-def _mirror_to_database(session: Session, _txn: Any, connection: Any) -> None:
-    if connection.dialect.name == "postgresql":
-        _set_pg(connection, session.info.get(_TENANT), bool(session.info.get(_CROSS)))
+def _fresh_transaction(session: Session, _txn: Any, _connection: Any) -> None:
+    session.info[_MIRRORED] = _EMPTY
 
 
-def _set_pg(connection: Any, tenant_id: uuid.UUID | None, cross: bool) -> None:
+@event.listens_for(Session, "after_transaction_end")
+def _transaction_ended(session: Session, transaction: Any) -> None:
+    if transaction.nested:
+        if _MIRRORED in session.info:
+            session.info[_MIRRORED] = _UNKNOWN  # ROLLBACK TO SAVEPOINT restores older settings
+    elif transaction.parent is None:
+        session.info.pop(_MIRRORED, None)
+
+
+def _mirror(session: Session) -> None:
+    """Before a statement: bring PostgreSQL's settings in line with the session's context."""
+    bind = session.bind
+    if bind is None or bind.dialect.name != "postgresql":
+        return
+    mirrored = session.info.get(_MIRRORED)
+    if mirrored is None:
+        session.connection()  # begins the transaction now: `after_begin` records it as empty
+        mirrored = session.info.get(_MIRRORED, _EMPTY)
+    wanted = (session.info.get(_TENANT), bool(session.info.get(_CROSS)))
+    if mirrored == wanted:
+        return
     # Security: set_config(..., true) is transaction-local; a plain SET would leak into the
     # next transaction that reuses this pooled connection.
-    connection.execute(
+    session.connection().execute(
         text(
             "SELECT set_config('tenantry.tenant_id', :t, true), set_config('tenantry.cross_tenant', :c, true)"
         ),
-        {"t": str(tenant_id) if tenant_id else "", "c": "on" if cross else ""},
+        {"t": str(wanted[0]) if wanted[0] else "", "c": "on" if wanted[1] else ""},
     )
-
-
-def _sync(session: Session) -> None:
-    # A transaction that failed (e.g. an IntegrityError on flush) only awaits its rollback; the
-    # next one mirrors the context in `after_begin`. Touching it here would raise
-    # PendingRollbackError from the escapes' `finally` and hide the original error.
-    txn = session.get_transaction()
-    if txn is not None and txn.is_active:
-        conn = session.connection()
-        if conn.dialect.name == "postgresql":
-            _set_pg(conn, session.info.get(_TENANT), bool(session.info.get(_CROSS)))
+    session.info[_MIRRORED] = wanted
 
 
 def enter_tenant(session: Session, tenant_id: uuid.UUID | None) -> None:
     """Arm the session for one tenant (or none: nothing tenant-owned is visible)."""
     session.info[_TENANT] = tenant_id
-    _sync(session)
 
 
 def current_tenant(session: Session) -> uuid.UUID | None:
@@ -105,12 +123,10 @@ def cross_tenant(session: Session) -> Iterator[Session]:
     """Escape: read or write across tenants. Callers must already have authorized this."""
     previous = session.info.get(_CROSS, False)
     session.info[_CROSS] = True
-    _sync(session)
     try:
         yield session
     finally:
         session.info[_CROSS] = previous
-        _sync(session)
 
 
 @contextmanager

@@ -15,6 +15,7 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import OperationalError
 
 from tenantry.authz import Principal
+from tenantry.authz import cache as authz_cache
 from tenantry.authz.engine import mark_decided, require_authenticated, require_session
 from tenantry.db.engine import sqlite_write_intent
 from tenantry.db.tables import ApiKey, AuthSession, LoginThrottle, User
@@ -170,15 +171,28 @@ def authenticate(
         return _authenticate_key(ctx, token)
     if not token.startswith(TOKEN_PREFIX_SESSION):
         raise Unauthenticated("token is not valid", code="invalid_token")
+    # Columns, not an AuthSession entity: this runs on every request, and building a mapped
+    # object costs more than the query. The user is loaded as an entity and kept alive for
+    # the request (the identity map holds it weakly), so `users.me()` needs no second query.
     row = ctx.session.execute(
-        select(AuthSession, User)
+        select(
+            User,
+            AuthSession.id,
+            AuthSession.revoked_at,
+            AuthSession.expires_at,
+            AuthSession.idle_expires_at,
+            AuthSession.last_seen_at,
+            AuthSession.csrf_hash,
+            AuthSession.restricted,
+            authz_cache.version_column().label("authz_version"),
+        )
         .join(User, User.id == AuthSession.user_id)
         .where(AuthSession.token_hash == tokens.digest(token))
     ).first()
     now = utcnow()
     if row is None:
         raise Unauthenticated("token is not valid", code="invalid_token")
-    sess, user = row
+    user, sess = row[0], row
     if (
         sess.revoked_at is not None
         or sess.expires_at <= now
@@ -186,6 +200,8 @@ def authenticate(
         or not user.active
     ):
         raise Unauthenticated("token is not valid", code="invalid_token")
+    _keep_signed_in_user(ctx, user)
+    authz_cache.prime(ctx.session, row.authz_version)
     # Security: for cookie sessions on unsafe methods the caller passes the CSRF header; it must
     # be the token bound to *this* session, not merely equal to some cookie.
     if (
@@ -212,24 +228,41 @@ def authenticate(
     )
 
 
+def _keep_signed_in_user(ctx: ServiceContext, user: User) -> None:
+    """Hold a strong reference for the session's life: later `session.get(User, id)` is free."""
+    ctx.session.info["signed_in_user"] = user
+
+
 def raise_csrf() -> None:
     raise PermissionDenied("missing or wrong CSRF token", code="csrf_failed")
 
 
 def _authenticate_key(ctx: ServiceContext, token: str) -> Principal:
     row = ctx.session.execute(
-        select(ApiKey, User)
+        select(
+            User,
+            ApiKey.id,
+            ApiKey.name,
+            ApiKey.scope,
+            ApiKey.tenant_id,
+            ApiKey.revoked_at,
+            ApiKey.expires_at,
+            ApiKey.last_used_at,
+            authz_cache.version_column().label("authz_version"),
+        )
         .join(User, User.id == ApiKey.user_id)
         .where(ApiKey.token_hash == tokens.digest(token))
     ).first()
     now = utcnow()
     if row is None:
         raise Unauthenticated("API key is not valid", code="invalid_token")
-    key, user = row
+    user, key = row[0], row
     # Security: a key dies with its owner's access (deactivated or deleted owner → the join is
     # filtered or `active` is false).
     if key.revoked_at is not None or key.expires_at <= now or not user.active:
         raise Unauthenticated("API key is not valid", code="invalid_token")
+    _keep_signed_in_user(ctx, user)
+    authz_cache.prime(ctx.session, row.authz_version)
     if key.last_used_at is None or now - key.last_used_at > _TOUCH_EVERY:
         _touch(
             ctx,

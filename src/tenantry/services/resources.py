@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, false, func, literal, or_, select
 from sqlalchemy.exc import IntegrityError
 
+from tenantry.authz import cache as authz_cache
 from tenantry.authz import engine as authz_engine
 from tenantry.authz.catalog import resource_perm
 from tenantry.db import core
@@ -188,7 +189,7 @@ def list_resources(
 ) -> Page[Resource]:
     tid = _tenant_id(ctx)
     authz_engine.mark_decided("resource.read")  # visibility per type below; no types, nothing visible
-    types = [flt.type] if flt.type else [k for (k,) in ctx.session.execute(select(ResourceType.key))]
+    types = [flt.type] if flt.type else list(authz_cache.resource_type_keys(ctx.session))
     if flt.type:
         _rtype(ctx, flt.type)
     desc = sort.startswith("-")

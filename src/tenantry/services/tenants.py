@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from tenantry.authz import Perm, visibility
@@ -148,18 +148,21 @@ def counts(session: Session, tenant_ids: list[uuid.UUID]) -> dict[uuid.UUID, tup
     return {t: (v[0], v[1]) for t, v in out.items()}
 
 
+def _count_columns(tenant_id: uuid.UUID | ColumnElement[uuid.UUID]) -> tuple[Any, Any]:
+    """Live members and resources of a tenant as scalar subqueries (correlated for a list)."""
+    m, r = core.memberships, core.resources
+    return (
+        select(func.count()).select_from(m).where(core.in_tenant(m, tenant_id)).scalar_subquery(),
+        select(func.count()).select_from(r).where(core.in_tenant(r, tenant_id)).scalar_subquery(),
+    )
+
+
 def view(ctx: ServiceContext, tenant: Tenant) -> TenantView:
     """One tenant with its counts: a single statement of two scalar subqueries."""
     if not visibility.can_see_tenant(ctx.session, ctx.principal, tenant.id):
         raise NotFound("tenant")  # the same answer as for a tenant that does not exist
-    m, r = core.memberships, core.resources
     with scoping.in_tenant(ctx.session, tenant.id):
-        row = ctx.session.execute(
-            select(
-                select(func.count()).select_from(m).where(core.in_tenant(m, tenant.id)).scalar_subquery(),
-                select(func.count()).select_from(r).where(core.in_tenant(r, tenant.id)).scalar_subquery(),
-            )
-        ).one()
+        row = ctx.session.execute(select(*_count_columns(tenant.id))).one()
     return TenantView(tenant, row[0], row[1])
 
 
@@ -195,16 +198,18 @@ def list_tenants(
         if not SLUG_RE.match(after):  # we only ever issue slugs; anything else was not ours
             raise invalid_cursor()
         stmt = stmt.where(Tenant.slug > after)
-    # The visibility filter reads memberships across tenants for this one user: escape RLS for
-    # this statement only; the filter itself is the tenant boundary here.
+    # The visibility filter reads memberships across tenants for this one user, and the counts
+    # span the page's tenants: escape RLS for this statement only; the filter itself is the
+    # tenant boundary here. One statement: the counts are correlated subqueries per row.
     with scoping.cross_tenant(ctx.session):
-        rows = list(ctx.session.scalars(stmt.order_by(Tenant.slug).limit(limit + 1)))
+        rows = ctx.session.execute(
+            stmt.add_columns(*_count_columns(Tenant.id)).order_by(Tenant.slug).limit(limit + 1)
+        ).all()
     more = len(rows) > limit
     rows = rows[:limit]
-    c = counts(ctx.session, [t.id for t in rows])
     return Page(
-        items=[TenantView(t, *c[t.id]) for t in rows],
-        next_cursor=encode_cursor("tenants", rows[-1].slug) if more else None,
+        items=[TenantView(t, members, res) for t, members, res in rows],
+        next_cursor=encode_cursor("tenants", rows[-1][0].slug) if more else None,
     )
 
 

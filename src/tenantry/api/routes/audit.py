@@ -58,7 +58,7 @@ def csv_safe(value: Any) -> Any:
     return value
 
 
-def audit_filter(
+async def audit_filter(
     actor_id: uuid.UUID | None = None,
     action: Annotated[str | None, Query(max_length=64)] = None,
     target_type: Annotated[str | None, Query(max_length=64)] = None,
