@@ -179,7 +179,7 @@ class Timing:
 
     @classmethod
     def for_options(cls, options: Options) -> Timing:
-        return cls(1, 4, 2, 1.5) if options.quick else cls(5, 60, 3, 10.0)
+        return cls(1, 4, 2, 1.0) if options.quick else cls(5, 60, 3, 10.0)
 
 
 @dataclass
@@ -594,7 +594,11 @@ def _print_backend(res: BackendResults, console: Console) -> None:
     labels = {sc.key: sc.label for sc in SCENARIOS}
     for key, r in res.results.items():
         base, _, large = key.partition("@")
-        label = labels[base] + (f" [bold]at {res.large_rows:,} rows[/bold]" if large else "")
+        label = (
+            labels[base].split(" (")[0] + f" [bold]@ {res.large_rows:,} rows[/bold]"
+            if large
+            else labels[base]
+        )
         ms = _ms(r)
         ok = r.requests - r.bad_status
         t.add_row(
@@ -765,7 +769,9 @@ def run(options: Options) -> None:
     results = []
     with tempfile.TemporaryDirectory(prefix="tenantry-bench-") as tmp:
         for name in names:
+            started = time.monotonic()
             res = _bench_backend(name, Path(tmp), options, timing, console)
             _print_backend(res, console)
+            console.print(f"[dim]{name}: {time.monotonic() - started:.0f} s[/dim]")
             results.append(res)
     _targets(results, console)
