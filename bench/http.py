@@ -738,14 +738,18 @@ def _targets(all_results: list[BackendResults], console: Console) -> None:
         for sc in SCENARIOS:
             if sc.kind in ("read", "page"):
                 a, b = _ms(pg[sc.key]), _ms(lite[sc.key])
-                if a and b:
+                p, q = pg[sc.key].p50_ms, lite[sc.key].p50_ms
+                if a and b and q:
+                    # The app's CPU misses PostgreSQL's own work and the waits of extra round
+                    # trips; the p50 shows them: the larger of the two ratios counts.
+                    worse = max(a / b, p / q)
                     t.add_row(
                         "both",
-                        f"PostgreSQL ÷ SQLite, {sc.key}: {a:.2f} / {b:.2f} ms CPU "
-                        f"(p50 {pg[sc.key].p50_ms:.1f} / {lite[sc.key].p50_ms:.1f} ms)",
-                        f"{a / b:.2f}x",
+                        f"PostgreSQL ÷ SQLite, {sc.key}: CPU {a:.2f} / {b:.2f} ms = {a / b:.2f}x, "
+                        f"p50 {p:.1f} / {q:.1f} ms = {p / q:.2f}x",
+                        f"{worse:.2f}x",
                         f"≤ {PG_TARGET}x",
-                        _mark(a / b <= PG_TARGET),
+                        _mark(worse <= PG_TARGET),
                     )
     console.print(t)
 
