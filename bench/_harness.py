@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,26 @@ def proc_cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / _CLK_TCK
 
 
+def proc_cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def proc_rss_bytes(pid: int) -> int | None:
+    """Resident set size of one process, from /proc/<pid>/status (VmRSS)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def machine_busy_seconds() -> float | None:
     """CPU seconds spent not idle, summed over every core, from /proc/stat."""
     try:
@@ -66,15 +86,52 @@ def children_cpu_seconds() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
+def process_tree(pid: int) -> list[int]:
+    """`pid` and all its descendants (a `tenantry serve --workers N` master and its workers)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc") if os.path.isdir("/proc") else ():
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, ()))
+    return out
+
+
+# Extra per-process counters sampled around each measured window (e.g. requests served by each
+# worker, read from the workers' own files): pid → value.
+Probe = Callable[[list[int]], dict[int, float]]
+
+
 @dataclass
 class CpuSample:
-    server: float | None
+    server: float | None  # the server process and all its descendants
     machine: float | None
     wall: float
+    procs: dict[int, float] = field(default_factory=dict)  # CPU seconds per process of the tree
+    counts: dict[int, float] = field(default_factory=dict)  # the probe's values per process
 
     @classmethod
-    def take(cls, pid: int) -> CpuSample:
-        return cls(proc_cpu_seconds(pid), machine_busy_seconds(), time.monotonic())
+    def take(cls, pid: int, probe: Probe | None = None) -> CpuSample:
+        pids = process_tree(pid)
+        procs = {p: c for p in pids if (c := proc_cpu_seconds(p)) is not None}
+        server = sum(procs.values()) if pid in procs else None
+        counts = probe(pids) if probe is not None else {}
+        return cls(server, machine_busy_seconds(), time.monotonic(), procs, counts)
+
+    def deltas(self, later: CpuSample) -> tuple[dict[int, float], dict[int, float]]:
+        """CPU seconds and probe counts per process between this sample and `later`."""
+        cpu = {p: later.procs[p] - self.procs.get(p, 0.0) for p in later.procs}
+        counts = {p: later.counts[p] - self.counts.get(p, 0.0) for p in later.counts}
+        return cpu, counts
 
 
 def _pct(a: float | None, b: float | None, wall: float) -> float | None:
@@ -102,7 +159,11 @@ def free_port() -> int:
 
 @dataclass
 class Server:
-    """`python -m uvicorn APP --factory` on a free port, log level warning, no access log."""
+    """`python -m uvicorn APP --factory` on a free port, log level warning, no access log.
+
+    With `cli_workers` set, the real thing instead: `python -m tenantry serve --workers N`
+    (`app` is then ignored), ready once every worker runs and `/healthz` answers.
+    """
 
     name: str
     app: str
@@ -110,6 +171,7 @@ class Server:
     log_dir: Path
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    cli_workers: int = 0
 
     @property
     def base_url(self) -> str:
@@ -123,6 +185,13 @@ class Server:
     @property
     def log_path(self) -> Path:
         return self.log_dir / f"{self.name}.log"
+
+    @property
+    def workers(self) -> list[int]:
+        """The worker processes of a `cli_workers` server (not multiprocessing's helpers)."""
+        if self.proc is None:
+            return []
+        return [p for p in process_tree(self.pid)[1:] if "resource_tracker" not in proc_cmdline(p)]
 
     def start(self, timeout: float = 60.0) -> Server:
         cmd = [
@@ -139,9 +208,13 @@ class Server:
             "warning",
             "--no-access-log",
         ]
+        if self.cli_workers:
+            cmd = [sys.executable, "-m", "tenantry", "serve", "--host", HOST, "--port", str(self.port)]
+            cmd += ["--workers", str(self.cli_workers)]
         # Only the TENANTRY_* variables given here: a developer's own settings must not leak in.
         env = {k: v for k, v in os.environ.items() if not k.startswith("TENANTRY_")} | self.env
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+        paths = (str(ROOT), str(ROOT / "src"), env.get("PYTHONPATH", ""))  # this checkout's code
+        env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
         log = open(self.log_path, "wb")  # noqa: SIM115 (closed with the process)
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         log.close()
@@ -152,7 +225,9 @@ class Server:
                     f"server {self.name} exited with {self.proc.returncode}:\n{self.log_tail()}"
                 )
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(self.base_url + "/healthz", timeout=2).status_code == 200:
+                if httpx.get(self.base_url + "/healthz", timeout=2).status_code == 200 and (
+                    len(self.workers) >= self.cli_workers
+                ):
                     return self
             time.sleep(0.1)
         self.stop()
@@ -161,12 +236,17 @@ class Server:
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
+        workers = self.workers
         self.proc.terminate()
         try:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(10)
+        for pid in workers:  # the master stops its workers; these are only what it left behind
+            with contextlib.suppress(OSError):
+                if f"{self.port}" in proc_cmdline(pid) or "multiprocessing" in proc_cmdline(pid):
+                    os.kill(pid, 9)
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -186,7 +266,13 @@ class Server:
 
 @dataclass(frozen=True)
 class Load:
-    """What to request: `path` is fixed, or a %-template filled with randrange(choices)."""
+    """What to request: `path` is fixed, or a %-template filled with randrange(choices).
+
+    `body` (for POST and the like) is sent as is, or is a %-template with one `%s` filled with
+    str(randrange(body_choices)), or, without body_choices, with a token unique to the request.
+    `then` = (path, body template): after each request, POST there with the answer's "id" as
+    the `%s` (one operation of two requests, timed as one; the Python client only).
+    """
 
     path: str
     headers: dict[str, str]
@@ -194,6 +280,10 @@ class Load:
     warmup: int  # seconds, not measured
     duration: int  # seconds, measured
     choices: int = 0
+    method: str = "GET"
+    body: str | None = None
+    body_choices: int = 0
+    then: tuple[str, str] | None = None
 
 
 @dataclass
@@ -210,6 +300,8 @@ class Result:
     server_cpu: float | None  # % of one core, during the measured window
     client_cpu: float | None
     machine_cpu: float | None  # % of one core, summed over every core (2 cores busy = 200)
+    proc_cpu: dict[int, float] = field(default_factory=dict)  # CPU seconds per server process
+    proc_counts: dict[int, float] = field(default_factory=dict)  # the probe's count per process
 
     @property
     def rps(self) -> float:
@@ -233,11 +325,25 @@ class Result:
 _WRK_SCRIPT = r"""
 local template = %(template)s
 local choices = %(choices)d
+local method = %(method)s
+local body = %(body)s
+local body_choices = %(body_choices)d
+local tag = %(tag)s
+local counter = 0
 %(headers)s
 math.randomseed(%(seed)d)
-if choices > 0 then
+if choices > 0 or body then
   request = function()
-    return wrk.format("GET", string.format(template, math.random(0, choices - 1)))
+    local path = template
+    if choices > 0 then path = string.format(template, math.random(0, choices - 1)) end
+    local b = nil
+    if body then
+      counter = counter + 1
+      local fill = tag .. "-" .. counter
+      if body_choices > 0 then fill = tostring(math.random(0, body_choices - 1)) end
+      b = string.format(body, fill)
+    end
+    return wrk.format(method, path, nil, b)
   end
 else
   wrk.path = template
@@ -258,13 +364,14 @@ def _lua_str(s: str) -> str:
 
 
 class LoadGenerator:
-    def __init__(self, kind: str, console: Console, work_dir: Path) -> None:
+    def __init__(self, kind: str, console: Console, work_dir: Path, probe: Probe | None = None) -> None:
         self.console = console
         self.work_dir = work_dir
         self.kind = resolve_client(kind, console)
+        self.probe = probe  # sampled with the CPU around every measured window
 
     def run(self, base_url: str, load: Load, server_pid: int) -> Result:
-        if self.kind == "wrk":
+        if self.kind == "wrk" and load.then is None:
             return self._run_wrk(base_url, load, server_pid)
         return self._run_python(base_url, load, server_pid)
 
@@ -296,6 +403,10 @@ class LoadGenerator:
             % {
                 "template": _lua_str(load.path),
                 "choices": load.choices,
+                "method": _lua_str(load.method),
+                "body": "nil" if load.body is None else _lua_str(load.body),
+                "body_choices": load.body_choices,
+                "tag": _lua_str(f"w{random.randrange(1 << 30):x}"),
                 "headers": headers,
                 "seed": random.randrange(1 << 30),
             }
@@ -309,7 +420,7 @@ class LoadGenerator:
             "10s",
             "-s",
             str(script),
-            base_url + (load.path if not load.choices else "/"),
+            base_url + (load.path if not (load.choices or load.body) else "/"),
         ]
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60, check=False)
         for line in out.stdout.splitlines():
@@ -320,10 +431,11 @@ class LoadGenerator:
     def _run_wrk(self, base_url: str, load: Load, server_pid: int) -> Result:
         if load.warmup:
             self._wrk_once(base_url, load, load.warmup)
-        c0, s0 = children_cpu_seconds(), CpuSample.take(server_pid)
+        c0, s0 = children_cpu_seconds(), CpuSample.take(server_pid, self.probe)
         r = self._wrk_once(base_url, load, load.duration)
-        c1, s1 = children_cpu_seconds(), CpuSample.take(server_pid)
+        c1, s1 = children_cpu_seconds(), CpuSample.take(server_pid, self.probe)
         wall = s1.wall - s0.wall
+        proc_cpu, proc_counts = s0.deltas(s1)
         return Result(
             client="wrk",
             requests=r["requests"],
@@ -337,6 +449,8 @@ class LoadGenerator:
             server_cpu=_pct(s0.server, s1.server, wall),
             client_cpu=_pct(c0, c1, wall),
             machine_cpu=_pct(s0.machine, s1.machine, wall),
+            proc_cpu=proc_cpu,
+            proc_counts=proc_counts,
         )
 
     # ---- Python fallback
@@ -356,9 +470,10 @@ class LoadGenerator:
         for p in procs:
             p.start()
         time.sleep(max(0.0, warm_end - time.time()))
-        s0 = CpuSample.take(server_pid)
+        s0 = CpuSample.take(server_pid, self.probe)
         time.sleep(max(0.0, end - time.time()))
-        s1 = CpuSample.take(server_pid)
+        s1 = CpuSample.take(server_pid, self.probe)
+        proc_cpu, proc_counts = s0.deltas(s1)
         parts = [queue.get(timeout=load.duration + 60) for _ in procs]
         for p in procs:
             p.join(30)
@@ -383,6 +498,8 @@ class LoadGenerator:
             server_cpu=_pct(s0.server, s1.server, wall),
             client_cpu=client_cpu,
             machine_cpu=_pct(s0.machine, s1.machine, wall),
+            proc_cpu=proc_cpu,
+            proc_counts=proc_counts,
         )
 
 
@@ -409,7 +526,17 @@ def merge(results: list[Result]) -> Result:
         server_cpu=weighted("server_cpu"),
         client_cpu=weighted("client_cpu"),
         machine_cpu=weighted("machine_cpu"),
+        proc_cpu=_add(r.proc_cpu for r in results),
+        proc_counts=_add(r.proc_counts for r in results),
     )
+
+
+def _add(dicts: Iterable[dict[int, float]]) -> dict[int, float]:
+    out: dict[int, float] = {}
+    for d in dicts:
+        for k, v in d.items():
+            out[k] = out.get(k, 0.0) + v
+    return out
 
 
 def _percentile(ordered: list[float], pct: float) -> float:
@@ -423,19 +550,30 @@ def _py_worker(
 ) -> None:  # type: ignore[type-arg]
     rnd = random.Random(seed)
     latencies = array("d")
-    errors = bad = 0
+    errors = bad = n = 0
+    tag = f"p{os.urandom(4).hex()}-{seed}"  # not `random`: forked workers share its state
     time.sleep(max(0.0, start - time.time()))
     conn = http.client.HTTPConnection(HOST, port, timeout=10)
     perf = time.perf_counter
     while True:
         path = load.path % rnd.randrange(load.choices) if load.choices else load.path
+        body = load.body
+        if body is not None and "%s" in body:
+            n += 1
+            body = body % (str(rnd.randrange(load.body_choices)) if load.body_choices else f"{tag}-{n}")
         t0 = perf()
         try:
-            conn.request("GET", path, headers=load.headers)
+            conn.request(load.method, path, body=body, headers=load.headers)
             resp = conn.getresponse()
-            resp.read()
+            data = resp.read()
             status = resp.status
-        except (OSError, http.client.HTTPException):
+            if load.then is not None and 200 <= status < 300:
+                then_path, then_body = load.then
+                conn.request("POST", then_path, body=then_body % json.loads(data)["id"], headers=load.headers)
+                resp = conn.getresponse()
+                resp.read()
+                status = resp.status
+        except (OSError, http.client.HTTPException, ValueError, KeyError):  # no "id": an error too
             status = 0
             conn.close()
             conn = http.client.HTTPConnection(HOST, port, timeout=10)

@@ -191,6 +191,18 @@ def test_healthz_200_ok_without_auth(client):
     assert r.json() == {"status": "ok"}
 
 
+def test_livez_200_ok_without_auth_or_database(client, monkeypatch):
+    # Liveness must not touch the database: it answers even when every connection would fail.
+    def no_database(*_args, **_kwargs):
+        raise AssertionError("/livez touched the database")
+
+    monkeypatch.setattr(client.app.state.db.engine, "connect", no_database)
+    r = client.get("/livez")
+    assert r.status_code == 200
+    assert r.json() == {"status": "ok"}
+    assert r.headers["X-Request-Id"]
+
+
 def test_readyz_200_ready_when_database_reachable(client):
     r = client.get("/readyz")
     assert r.status_code == 200

@@ -34,6 +34,7 @@ from tests.personas import PASSWORD, Personas, login_token
 
 PUBLIC_PREFIXES = (
     "/healthz",
+    "/livez",
     "/readyz",
     "/metrics",
     "/api/v1/openapi.json",
