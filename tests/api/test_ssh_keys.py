@@ -14,7 +14,8 @@ from sqlalchemy import func, select
 
 from tenantry.db import scoping
 from tenantry.db.session import Database
-from tenantry.db.tables import AuditEvent, SshKey
+from tenantry.db.tables import AuditEvent, SshKey, Tenant
+from tests.personas import PASSWORD
 
 KEYS = "/api/v1/me/ssh-keys"
 
@@ -129,8 +130,7 @@ REFUSED = {
     "bad-base64": (lambda: "ssh-ed25519 @@@not-base64@@@", "invalid_ssh_key"),
     "type-mismatch": (lambda: "ssh-rsa " + _ed25519().split()[1], "invalid_ssh_key"),
     "trailing-junk-in-blob": (
-        lambda: "ssh-ed25519 "
-        + base64.b64encode(base64.b64decode(_ed25519().split()[1]) + b"junk").decode(),
+        lambda: "ssh-ed25519 " + base64.b64encode(base64.b64decode(_ed25519().split()[1]) + b"junk").decode(),
         "invalid_ssh_key",
     ),
     "two-keys": (lambda: _ed25519() + "\n" + _ed25519(), "invalid_ssh_key"),
@@ -140,11 +140,13 @@ REFUSED = {
         "ssh_key_type_not_allowed",
     ),
     "private-key": (
-        lambda: ed25519.Ed25519PrivateKey.generate()
-        .private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
-        )
-        .decode(),
+        lambda: (
+            ed25519.Ed25519PrivateKey.generate()
+            .private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+            )
+            .decode()
+        ),
         "ssh_private_key",
     ),
     "long-comment": (lambda: _ed25519() + " " + "c" * 256, "invalid_ssh_key"),
@@ -184,7 +186,9 @@ def test_add_same_key_twice_409_even_with_another_comment(api, db):
     public = _ed25519()
     first = _add(api, key=public + " one")
     body = _problem(
-        api("acme_member").post(KEYS, json={"name": "again", "public_key": public + " two"}), 409, "ssh_key_exists"
+        api("acme_member").post(KEYS, json={"name": "again", "public_key": public + " two"}),
+        409,
+        "ssh_key_exists",
     )
     assert body["fingerprint"] == first["fingerprint"]
     assert _rows(db) == 1
@@ -206,7 +210,9 @@ def test_deleted_key_can_be_added_again(api):
 
 def test_add_ssh_key_with_api_key_403_session_required(api, client, db, personas):
     for scope in ("read", "read_write"):
-        token = api("acme_member").post("/api/v1/me/api-keys", json={"name": "k", "scope": scope}).json()["token"]
+        token = (
+            api("acme_member").post("/api/v1/me/api-keys", json={"name": "k", "scope": scope}).json()["token"]
+        )
         r = client.post(
             KEYS, json={"name": "x", "public_key": _ed25519()}, headers={"Authorization": f"Bearer {token}"}
         )
@@ -254,7 +260,9 @@ def test_get_ssh_key_bad_id_422_unknown_404(api):
 
 def test_read_api_key_lists_and_gets_own_ssh_keys(api, client):
     key = _add(api)
-    token = api("acme_member").post("/api/v1/me/api-keys", json={"name": "r", "scope": "read"}).json()["token"]
+    token = (
+        api("acme_member").post("/api/v1/me/api-keys", json={"name": "r", "scope": "read"}).json()["token"]
+    )
     headers = {"Authorization": f"Bearer {token}"}
     assert [k["id"] for k in client.get(KEYS, headers=headers).json()["items"]] == [key["id"]]
     assert client.get(f"{KEYS}/{key['id']}", headers=headers).status_code == 200
@@ -294,7 +302,9 @@ def test_delete_ssh_key_bad_id_422(api):
 def test_delete_ssh_key_with_api_key_403_session_required(api, client):
     key = _add(api)
     token = (
-        api("acme_member").post("/api/v1/me/api-keys", json={"name": "k", "scope": "read_write"}).json()["token"]
+        api("acme_member")
+        .post("/api/v1/me/api-keys", json={"name": "k", "scope": "read_write"})
+        .json()["token"]
     )
     r = client.delete(f"{KEYS}/{key['id']}", headers={"Authorization": f"Bearer {token}"})
     _problem(r, 403, "session_required")
@@ -317,6 +327,25 @@ def test_ssh_keys_without_token_401(api, db, method, path):
     kwargs = {"json": {"name": "x", "public_key": _ed25519()}} if method == "POST" else {}
     _problem(api(None).request(method, path, **kwargs), 401, "unauthenticated")
     assert _rows(db) == 0
+
+
+def test_session_that_owes_its_2fa_setup_403_on_every_endpoint(api, client, db, personas):
+    key = _add(api)
+    with db.unit_of_work() as s:
+        tenant = s.get(Tenant, personas.acme.id)
+        assert tenant is not None
+        tenant.require_2fa = True
+    r = client.post("/api/v1/auth/login", json={"email": "acme.member@example.com", "password": PASSWORD})
+    assert r.json()["requires_2fa_setup"] is True
+    headers = {"Authorization": f"Bearer {r.json()['token']}"}
+    for method, path, body in (
+        ("GET", KEYS, None),
+        ("POST", KEYS, {"name": "escape", "public_key": _ed25519()}),
+        ("GET", f"{KEYS}/{key['id']}", None),
+        ("DELETE", f"{KEYS}/{key['id']}", None),
+    ):
+        _problem(client.request(method, path, json=body, headers=headers), 403, "2fa_setup_required")
+    assert _rows(db) == 1
 
 
 # --- the owner's deletion takes the keys to the trash, and restore brings them back -------------
