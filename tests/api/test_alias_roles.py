@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from tenantry.db import scoping
 from tenantry.db.session import Database
-from tenantry.db.tables import AliasRole, AuditEvent
+from tenantry.db.tables import AliasRole, AuditEvent, Resource
 
 ROLES = "/api/v1/me/alias-roles"
 ONE = f"{ROLES}/00000000-0000-7000-8000-000000000001"
@@ -397,3 +397,36 @@ def test_deleting_the_parent_trashes_its_alias_roles_and_restore_brings_them_bac
     assert api("superadmin").post(f"/api/v1/users/{user_id}/restore").status_code == 200
     with db.sessions() as s:
         assert [str(r) for r in s.scalars(select(AliasRole.id))] == [role["id"]]
+
+
+# --- held on one resource only ------------------------------------------------------------------
+
+
+def test_permission_held_on_one_resource_only_may_be_named(api, db, personas):
+    """A grant on one host is holding: the alias role may name it (the engine caps it per resource)."""
+    viewer = str(personas.users["acme_viewer"].id)
+    r = api("acme_admin").post(
+        "/api/v1/tenants/acme/roles", json={"key": "aliaser", "name": "A", "permissions": ["alias.manage"]}
+    )
+    assert r.status_code == 201, r.text
+    grant = {"principal": {"type": "user", "id": viewer}, "role": "aliaser"}
+    assert api("acme_admin").post("/api/v1/tenants/acme/grants", json=grant).status_code == 201
+    body = {"name": "ops", "permissions": ["host.update"]}
+    refused = _problem(api("acme_viewer").post(ROLES, json=body), 422, "permission_not_held")
+    assert refused["permissions"] == ["host.update"]
+    with db.unit_of_work() as s, scoping.in_tenant(s, personas.acme.id):
+        host = Resource(tenant_id=personas.acme.id, type="host", name="web-1")
+        s.add(host)
+        s.flush()
+        host_id = str(host.id)
+    on_host = {**grant, "role": "member", "scope": {"type": "resource", "resource_id": host_id}}
+    r = api("acme_admin").post("/api/v1/tenants/acme/grants", json=on_host)
+    assert r.status_code == 201, r.text
+    r = api("acme_viewer").post(ROLES, json=body)
+    assert r.status_code == 201, r.text
+    # Not resource-scoped, and held nowhere: still refused.
+    _problem(
+        api("acme_viewer").post(ROLES, json={"name": "x", "permissions": ["member.manage"]}),
+        422,
+        "permission_not_held",
+    )

@@ -14,11 +14,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from tenantry.authz import Perm
+from tenantry.authz import CATALOG, Perm
 from tenantry.authz import cache as authz_cache
 from tenantry.authz import engine as authz
 from tenantry.db import scoping
-from tenantry.db.tables import AliasRole, Membership
+from tenantry.db.tables import AliasRole, Membership, Resource
 from tenantry.db.types import utcnow
 from tenantry.errors import Conflict, Invalid, NotFound, PreconditionFailed
 from tenantry.services import audit
@@ -61,12 +61,28 @@ def _parent(ctx: ServiceContext) -> uuid.UUID:
     raise AssertionError("unreachable: the engine refused above")  # pragma: no cover
 
 
-def _held(ctx: ServiceContext, user_id: uuid.UUID) -> frozenset[str]:
-    """Everything the caller holds right now, at any scope it works in, as the engine says."""
+def _not_held(ctx: ServiceContext, user_id: uuid.UUID, perms: list[str]) -> list[str]:
+    """Those of `perms` the caller holds nowhere right now, as the engine says: not globally, not
+    in a tenant it works in, and not on any resource there (a grant on one server counts)."""
+    scopes = _scopes(ctx, user_id)
     held: frozenset[str] = frozenset()
-    for scope in _scopes(ctx, user_id):
+    for scope in scopes:
         held |= authz.effective_permissions(ctx.session, ctx.principal, scope)
-    return held
+    missing = [p for p in perms if p not in held]
+    return [p for p in missing if not _held_on_a_resource(ctx, p, scopes)]
+
+
+def _held_on_a_resource(ctx: ServiceContext, perm: str, scopes: list[uuid.UUID | None]) -> bool:
+    if "resource" not in CATALOG[perm].scopes:
+        return False
+    for tenant_id in scopes:
+        if tenant_id is None:
+            continue
+        with scoping.in_tenant(ctx.session, tenant_id):
+            visible = authz.visible_filter(ctx.session, ctx.principal, perm, tenant_id)
+            if ctx.session.scalar(select(Resource.id).where(visible).limit(1)) is not None:
+                return True
+    return False
 
 
 def _validate(
@@ -86,7 +102,7 @@ def _validate(
             field="permissions",
             permissions=excluded,
         )
-    missing = sorted(set(clean) - _held(ctx, parent_id))
+    missing = _not_held(ctx, parent_id, clean)
     if missing:
         # The ceiling at save time: an alias role names nothing its parent lacks (issue 10).
         raise Invalid(
