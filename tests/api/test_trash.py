@@ -203,9 +203,9 @@ def test_deletion_impact_user_shows_counts_before_anyone_deletes(api, clean_db, 
     uid = personas.users["acme_admin"].id
     r = api("superadmin").get(f"/api/v1/users/{uid}/deletion-impact")
     assert r.status_code == 200, r.text
-    assert r.json() == {"memberships": 1, "grants": 1, "api_keys": 1}
+    assert r.json() == {"memberships": 1, "grants": 1, "api_keys": 1, "ssh_keys": 0, "alias_roles": 0}
     viewer = api("superadmin").get(f"/api/v1/users/{personas.users['acme_viewer'].id}/deletion-impact")
-    assert viewer.json() == {"memberships": 1, "grants": 2, "api_keys": 0}
+    assert viewer.json() == {"memberships": 1, "grants": 2, "api_keys": 0, "ssh_keys": 0, "alias_roles": 0}
     assert api("acme_admin").get("/api/v1/me").status_code == 200
     assert audit(clean_db, "user.delete") == []
 

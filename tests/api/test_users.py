@@ -463,11 +463,13 @@ def test_user_deletion_impact_counts_memberships_grants_and_keys(api, client, pe
     _api_key(client, personas.tokens["globex_member"], scope="read")
     r = api("superadmin").get(f"{BASE}/{uid}/deletion-impact")
     assert r.status_code == 200
-    assert r.json() == {"memberships": 2, "grants": 2, "api_keys": 2}
+    assert r.json() == {"memberships": 2, "grants": 2, "api_keys": 2, "ssh_keys": 0, "alias_roles": 0}
     assert api("superadmin").get(f"{BASE}/{personas.users['outsider'].id}/deletion-impact").json() == {
         "memberships": 0,
         "grants": 0,
         "api_keys": 0,
+        "ssh_keys": 0,
+        "alias_roles": 0,
     }
 
 

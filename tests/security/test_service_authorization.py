@@ -41,6 +41,7 @@ from tenantry.db.tables import (
 )
 from tenantry.errors import NotFound, PermissionDenied, Unauthenticated
 from tenantry.services import (
+    alias_roles,
     api_keys,
     grants,
     groups,
@@ -49,6 +50,7 @@ from tenantry.services import (
     resources,
     roles,
     shared_resources,
+    ssh_keys,
     tenants,
     users,
 )
@@ -96,6 +98,9 @@ BUILDING_BLOCKS = {
 }
 ALLOWLIST = PUBLIC | BUILDING_BLOCKS
 
+SSH_PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIqI4910CfGV/VLbLTy6XXLKZwm/HZQSG/N0iAG0D29c world"
+SSH_PUBLIC_KEY_2 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIE5dw6ofRdfVqNUZsNMfszLjYqRtO43ol32D1uPybOU probe"
+
 # --- the cases -----------------------------------------------------------------------------------
 
 
@@ -120,6 +125,11 @@ HIDDEN = Case(expect="hidden")
 EMPTY = Case(expect="empty")
 
 CASES: dict[str, list[Case]] = {
+    "alias_roles.create_alias_role": [REFUSED],
+    "alias_roles.delete_alias_role": [REFUSED],
+    "alias_roles.get_alias_role": [REFUSED],
+    "alias_roles.list_alias_roles": [REFUSED],
+    "alias_roles.update_alias_role": [REFUSED],
     "api_keys.create_key": [SELF, Case(expect="hidden", args=(("tenant_id", "acme_id"),))],
     "api_keys.list_keys": [SELF, EMPTY],
     "api_keys.revoke_key": [SELF, HIDDEN],
@@ -180,6 +190,10 @@ CASES: dict[str, list[Case]] = {
     "shared_resources.list_shared": [REFUSED],
     "shared_resources.unassign": [REFUSED],
     "shared_resources.update_shared": [REFUSED],
+    "ssh_keys.add_ssh_key": [SELF],
+    "ssh_keys.delete_ssh_key": [SELF, HIDDEN],
+    "ssh_keys.get_ssh_key": [SELF, HIDDEN],
+    "ssh_keys.list_ssh_keys": [SELF, EMPTY],
     "tenants.create_tenant": [REFUSED],
     "tenants.delete_tenant": [REFUSED],
     "tenants.deletion_impact": [REFUSED],
@@ -313,6 +327,8 @@ class World:
     key_id: uuid.UUID
     session_id: uuid.UUID
     shared_id: uuid.UUID
+    ssh_key_id: uuid.UUID
+    alias_role_id: uuid.UUID
 
 
 def _system(session: Session, tenant: Tenant | None = None) -> ServiceContext:
@@ -378,10 +394,16 @@ def build_world(db: Database) -> World:
         as_member = Principal(
             kind="user", user_id=member_id, label="acme.member@example.com", session_id=session_id
         )
-        key = api_keys.create_key(
-            ServiceContext(session=session, principal=as_member), name="ci", scope="read"
-        )
-        ids |= {"session_id": session_id, "key_id": key.key.id}
+        as_member_ctx = ServiceContext(session=session, principal=as_member)
+        key = api_keys.create_key(as_member_ctx, name="ci", scope="read")
+        ssh_key = ssh_keys.add_ssh_key(as_member_ctx, name="laptop", public_key=SSH_PUBLIC_KEY)
+        alias_role = alias_roles.create_alias_role(as_member_ctx, name="support", permissions=["host.read"])
+        ids |= {
+            "session_id": session_id,
+            "key_id": key.key.id,
+            "ssh_key_id": ssh_key.id,
+            "alias_role_id": alias_role.role.id,
+        }
     return World(**ids)
 
 
@@ -410,6 +432,9 @@ ARGS: dict[str, Arg] = {
     "batch_id": lambda w, s: w.batch_id,
     "grant_id": lambda w, s: w.grant_id,
     "key_id": lambda w, s: w.key_id,
+    "ssh_keys.key_id": lambda w, s: w.ssh_key_id,
+    "ssh_keys.public_key": lambda w, s: SSH_PUBLIC_KEY_2,
+    "role_id": lambda w, s: w.alias_role_id,
     "session_id": lambda w, s: w.session_id,
     "invitation_id": lambda w, s: w.invitation_id,
     "s": lambda w, s: s.get(SharedResource, w.shared_id),

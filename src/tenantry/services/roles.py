@@ -100,9 +100,11 @@ def get_role(ctx: ServiceContext, key: str) -> RoleView:
     return _custom_view(found)
 
 
-def _validate_permissions(
-    ctx: ServiceContext, perms: list[str], *, acknowledge_risk: bool, previous: frozenset[str] = frozenset()
-) -> tuple[list[str], list[str]]:
+def known_permissions(perms: list[str]) -> list[str]:
+    """The permissions sorted and de-duplicated, every one from the catalog (422 otherwise).
+
+    Shared by every permission set a client defines (roles, alias roles).
+    """
     unknown = sorted(p for p in perms if p not in CATALOG)
     if unknown:
         raise Invalid(
@@ -111,7 +113,28 @@ def _validate_permissions(
             field="permissions",
             permissions=unknown,
         )
-    clean = sorted(set(perms))
+    return sorted(set(perms))
+
+
+def require_risk_acknowledged(
+    clean: list[str], *, acknowledge_risk: bool, previous: frozenset[str] = frozenset()
+) -> list[str]:
+    """A set that adds a `dangerous` permission needs `acknowledge_risk: true` (DESIGN §1 Role).
+
+    Returns every dangerous permission of the set, for the answer's warnings.
+    """
+    risky = dangerous(frozenset(clean) - previous)
+    if risky and not acknowledge_risk:
+        raise RiskNotAcknowledged(
+            f"dangerous permissions need acknowledge_risk: true ({', '.join(risky)})", permissions=risky
+        )
+    return dangerous(frozenset(clean))
+
+
+def _validate_permissions(
+    ctx: ServiceContext, perms: list[str], *, acknowledge_risk: bool, previous: frozenset[str] = frozenset()
+) -> tuple[list[str], list[str]]:
+    clean = known_permissions(perms)
     if ctx.tenant is not None:
         global_only = sorted(p for p in clean if "tenant" not in CATALOG[p].scopes)
         if global_only:
@@ -122,12 +145,7 @@ def _validate_permissions(
                 permissions=global_only,
             )
     authz_engine.require_held(ctx.session, ctx.principal, set(clean), "these permissions", ctx.tenant_id)
-    risky = dangerous(frozenset(clean) - previous)
-    if risky and not acknowledge_risk:
-        raise RiskNotAcknowledged(
-            f"dangerous permissions need acknowledge_risk: true ({', '.join(risky)})", permissions=risky
-        )
-    return clean, dangerous(frozenset(clean))
+    return clean, require_risk_acknowledged(clean, acknowledge_risk=acknowledge_risk, previous=previous)
 
 
 def _key_taken(ctx: ServiceContext, key: str) -> bool:

@@ -12,7 +12,17 @@ from tenantry.authz import Perm
 from tenantry.authz import cache as authz_cache
 from tenantry.authz.engine import require_authenticated, require_superadmin
 from tenantry.db import core, scoping
-from tenantry.db.tables import ApiKey, DeletionBatch, Grant, Membership, Tenant, User, UserToken
+from tenantry.db.tables import (
+    AliasRole,
+    ApiKey,
+    DeletionBatch,
+    Grant,
+    Membership,
+    SshKey,
+    Tenant,
+    User,
+    UserToken,
+)
 from tenantry.db.types import utcnow
 from tenantry.errors import Conflict, Invalid, NotFound
 from tenantry.ids import uuid7
@@ -210,12 +220,14 @@ def update_user(ctx: ServiceContext, user: User, changes: dict[str, Any]) -> Use
 
 
 def _family(user: User) -> trash.Family:
-    """The user and what is theirs: memberships, their grants, their API keys."""
+    """The user and what is theirs: memberships, their grants, API keys, SSH keys, alias roles."""
     return trash.Family(
         [
             (Membership, Membership.user_id == user.id),
             (Grant, (Grant.principal_type == "user") & (Grant.principal_id == user.id)),
             (ApiKey, ApiKey.user_id == user.id),
+            (SshKey, SshKey.user_id == user.id),
+            (AliasRole, AliasRole.owner_id == user.id),
             (User, User.id == user.id),
         ]
     )

@@ -1,5 +1,6 @@
 """Mapped classes. Importing this package registers every table on `Base.metadata`."""
 
+from tenantry.db.tables.alias_roles import AliasRole
 from tenantry.db.tables.api_keys import ApiKey
 from tenantry.db.tables.audit import AuditEvent
 from tenantry.db.tables.grants import GlobalGrant, Grant
@@ -14,12 +15,14 @@ from tenantry.db.tables.resources import Resource
 from tenantry.db.tables.roles import Role, TenantRole
 from tenantry.db.tables.sessions import AuthSession
 from tenantry.db.tables.shared_resources import SharedResource, SharedResourceAssignment
+from tenantry.db.tables.ssh_keys import SshKey
 from tenantry.db.tables.tenants import Tenant
 from tenantry.db.tables.trash import DeletionBatch
 from tenantry.db.tables.user_tokens import UserToken
 from tenantry.db.tables.users import User
 
 __all__ = [
+    "AliasRole",
     "ApiKey",
     "AuditEvent",
     "AuthSession",
@@ -39,6 +42,7 @@ __all__ = [
     "Role",
     "SharedResource",
     "SharedResourceAssignment",
+    "SshKey",
     "Tenant",
     "TenantRole",
     "User",
