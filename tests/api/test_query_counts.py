@@ -43,12 +43,17 @@ def _count(
 ) -> dict[str, int]:
     client = api(persona)
     assert client.get(path, headers=headers).status_code == 200  # warm
-    with _statements(db) as seen:
-        r = client.get(path, headers=headers)
-        assert r.status_code == 200, r.text
-    config = sum("set_config(" in s for s in seen)
-    queries = sum(s != "BEGIN" and "set_config(" not in s for s in seen)
-    return {"queries": queries, "set_config": config}
+    counted = []
+    # The least of three: a cache cleared by another process's change in between (tests in
+    # parallel share Redis) refills with a legitimate extra read, which is not the route's cost.
+    for _ in range(3):
+        with _statements(db) as seen:
+            r = client.get(path, headers=headers)
+            assert r.status_code == 200, r.text
+        config = sum("set_config(" in s for s in seen)
+        queries = sum(s != "BEGIN" and "set_config(" not in s for s in seen)
+        counted.append({"queries": queries, "set_config": config})
+    return min(counted, key=lambda c: (c["queries"], c["set_config"]))
 
 
 def _grow(db: Database, personas: Personas, n: int, start: int) -> None:
