@@ -6,8 +6,6 @@ dictionary lists), fed the email so that passwords built from it are refused.
 
 from __future__ import annotations
 
-from zxcvbn import zxcvbn
-
 from tenantry.config import Settings
 from tenantry.errors import Invalid
 from tenantry.security.passwords import normalise
@@ -36,6 +34,9 @@ def check_password(password: str, *, email: str, has_2fa: bool, settings: Settin
             code="password_contains_email",
             field="password",
         )
+    # Imported here: its dictionaries cost every worker 13 MB, and only password changes need them.
+    from zxcvbn import zxcvbn
+
     result = zxcvbn(password[:_SCORED_PREFIX], user_inputs=[email, local, "tenantry"])
     if result["score"] < 3:
         hint = result["feedback"].get("warning") or "it is too easy to guess"
