@@ -101,9 +101,11 @@ def list_members(
     stmt = select(User).join(Membership, Membership.user_id == User.id)
     if q:
         stmt = stmt.where(User.email.contains(q.strip().lower(), autoescape=True))
+    # Keyset on the membership's user id (equal to the user's by the join): the tenant's live
+    # membership index is already in that order, so a page costs the same at any tenant size.
     if cursor:
-        stmt = stmt.where(User.id > decode_uuid_cursor(cursor, "members"))
-    rows = list(ctx.session.scalars(stmt.order_by(User.id).limit(limit + 1)))
+        stmt = stmt.where(Membership.user_id > decode_uuid_cursor(cursor, "members"))
+    rows = list(ctx.session.scalars(stmt.order_by(Membership.user_id).limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]
     roles = _roles_of(ctx, [u.id for u in rows])
