@@ -223,13 +223,103 @@ def test_two_logins_verify_at_the_same_time_and_both_succeed(app, personas, monk
         except BaseException as exc:  # noqa: BLE001 - re-raised below
             errors.append(exc)
 
-    threads = [
-        threading.Thread(target=attempt, args=(email,))
-        for email in (MEMBER, second)
-    ]
+    threads = [threading.Thread(target=attempt, args=(email,)) for email in (MEMBER, second)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=60)
     assert not errors, errors
     assert results == [200, 200]
+
+
+# --- what the check relied on is read again before the session is written --------------------
+
+
+def _during_first_verify(monkeypatch: pytest.MonkeyPatch, action: Callable[[], None]) -> list[int]:
+    """Run `action` (its own transaction) while the first argon2 verification runs."""
+    original = PasswordHasher.verify
+    calls: list[int] = []
+
+    def verify(self: PasswordHasher, *args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            action()
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(PasswordHasher, "verify", verify)
+    return calls
+
+
+def _set_member(db: Any, **values: Any) -> Callable[[], None]:
+    def action() -> None:
+        with db.unit_of_work() as session:
+            user = session.scalar(select(User).where(User.email == MEMBER))
+            for name, value in values.items():
+                setattr(user, name, value)
+
+    return action
+
+
+def test_login_password_changed_during_the_check_is_checked_again(
+    client, app, personas, clean_db, monkeypatch
+):
+    other = hash_password(NEW_PASSWORD, app.state.settings)
+    calls = _during_first_verify(monkeypatch, _set_member(clean_db, password_hash=other))
+    r = login(client, MEMBER)
+    assert r.status_code == 401 and r.json()["code"] == "invalid_credentials"
+    assert len(calls) == 2  # the old hash, then the one stored now
+    assert login(client, MEMBER, NEW_PASSWORD).status_code == 200
+
+
+def test_login_same_password_rehashed_during_the_check_signs_in(client, app, personas, clean_db, monkeypatch):
+    again = hash_password(PASSWORD, app.state.settings)  # a new salt: another hash string
+    calls = _during_first_verify(monkeypatch, _set_member(clean_db, password_hash=again))
+    assert login(client, MEMBER).status_code == 200
+    assert len(calls) == 2
+
+
+def test_login_deactivated_during_the_check_is_refused(client, personas, clean_db, monkeypatch):
+    _during_first_verify(monkeypatch, _set_member(clean_db, active=False))
+    r = login(client, MEMBER)
+    assert r.status_code == 401 and r.json()["code"] == "invalid_credentials"
+
+
+def test_login_locked_out_during_the_check_is_refused(client, personas, clean_db, monkeypatch):
+    from tenantry.db.tables import LoginThrottle
+    from tenantry.db.types import utcnow
+    from tenantry.services import auth
+
+    def lock() -> None:
+        with clean_db.unit_of_work() as session:
+            row = session.get(LoginThrottle, auth.account_key(MEMBER))
+            assert row is not None  # this attempt's reservation
+            row.locked_at = utcnow()
+
+    _during_first_verify(monkeypatch, lock)
+    r = login(client, MEMBER)
+    assert r.status_code == 429 and r.json()["code"] == "account_locked"
+    monkeypatch.undo()
+    assert login(client, MEMBER).json()["code"] == "account_locked"  # still locked: no session
+
+
+def test_password_change_checks_the_current_password_again_when_it_changed_meanwhile(
+    client, app, personas, clean_db, monkeypatch
+):
+    again = hash_password(PASSWORD, app.state.settings)
+    calls = _during_first_verify(monkeypatch, _set_member(clean_db, password_hash=again))
+    r = client.post(
+        "/api/v1/me/password",
+        json={"current_password": PASSWORD, "new_password": NEW_PASSWORD},
+        headers=bearer(personas.tokens["acme_member"]),
+    )
+    assert r.status_code == 204, r.text
+    assert len(calls) == 2
+    other = hash_password("yet-another-passphrase-entirely", app.state.settings)
+    calls = _during_first_verify(monkeypatch, _set_member(clean_db, password_hash=other))
+    r = client.post(
+        "/api/v1/me/password",
+        json={"current_password": NEW_PASSWORD, "new_password": PASSWORD},
+        headers=bearer(personas.tokens["acme_member"]),
+    )
+    assert r.status_code == 422 and r.json()["code"] == "invalid_password"
+    assert len(calls) == 2
