@@ -8,6 +8,7 @@ and exactly one worker has it among its open files.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import signal
@@ -134,14 +135,10 @@ def served(sqlite_file: Backend) -> Iterator[Served]:
         # The whole session (supervisor and workers), whatever state the test left it in.
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         process.wait()
 
 
