@@ -208,7 +208,7 @@ def _check_password(
     """
     s = ctx.settings
     for attempt in range(_RECHECKS):
-        if not db_session.release(ctx.session):  # pragma: no cover - login starts its own work
+        if not db_session.release(ctx.session):  # never: login starts its own unit of work
             raise RuntimeError("login inside a unit of work that has written")
         # Security: one argon2 verification in every case (the dummy hash for an unknown email).
         ok = verify_password(seen.password_hash, password, s)
