@@ -180,7 +180,7 @@ def test_workers_use_uvloop_and_httptools(served: Served) -> None:
         assert "uvloop" in maps and "httptools" in maps, pid
 
 
-def test_a_dead_worker_is_replaced_and_sigterm_stops_everything(served: Served) -> None:
+def test_a_dead_worker_is_replaced_sighup_replaces_all_sigterm_stops_everything(served: Served) -> None:
     first, second = sorted(served.workers())
     os.kill(first, signal.SIGKILL)
     deadline = time.monotonic() + 90
@@ -194,6 +194,18 @@ def test_a_dead_worker_is_replaced_and_sigterm_stops_everything(served: Served) 
     _wait_until_serving(served, 2)
     assert second in workers
     assert len(_which_worker_serves_each(served, CONNECTIONS)) == 2
+
+    served.process.send_signal(signal.SIGHUP)  # replace both, one after the other
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        replaced = served.workers()
+        if len(replaced) == 2 and not replaced & workers:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("SIGHUP did not replace the workers")
+    _wait_until_serving(served, 2)
+    workers = replaced
 
     served.process.send_signal(signal.SIGTERM)
     assert served.process.wait(timeout=60) == 0

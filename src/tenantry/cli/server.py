@@ -11,8 +11,8 @@ The supervisor (this process) binds the sockets once, before any worker starts, 
 a worker that dies is replaced on the same socket, and connections that arrive meanwhile wait
 in that socket's queue instead of being refused. It also keeps what uvicorn's supervisor did:
 SIGTERM or SIGINT stop every worker gracefully (uvicorn finishes the requests in flight), a
-worker that exits is restarted, and a worker that cannot start (the app fails to load) stops
-the whole server instead of restarting forever.
+worker that exits is restarted, SIGHUP replaces them one by one, and a worker that cannot start
+(the app fails to load) stops the whole server instead of restarting forever.
 
 Every worker builds the app, then freezes the start-up objects for the garbage collector
 (`tenantry.runtime.tune_gc`) and serves with uvicorn's defaults for the event loop and HTTP
@@ -116,22 +116,33 @@ class Supervisor:
         self.sockets = sockets
         self.workers: list[BaseProcess] = []
         self.stopping = threading.Event()
+        self.reload = threading.Event()
 
     def _start(self, sock: socket.socket) -> BaseProcess:
         process = _spawn.Process(target=run_worker, args=(self.options, sock), name="tenantry-worker")
         process.start()
         return process
 
-    def _on_signal(self, _sig: int, _frame: FrameType | None) -> None:
-        self.stopping.set()
+    def _on_signal(self, sig: int, _frame: FrameType | None) -> None:
+        if sig == signal.SIGHUP:
+            self.reload.set()
+        else:
+            self.stopping.set()
 
     def run(self) -> int:
-        """Serve until SIGTERM/SIGINT; the exit status (STARTUP_FAILURE if a worker could not start)."""
-        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        """Serve until SIGTERM/SIGINT; the exit status (STARTUP_FAILURE if a worker could not start).
+
+        SIGHUP replaces the workers one after another (new code, settings re-read).
+        """
+        signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in signals}
         status = 0
         try:
             self.workers = [self._start(sock) for sock in self.sockets]
             while not self.stopping.wait(0.5):
+                if self.reload.is_set():
+                    self.reload.clear()
+                    self._restart_all()
                 status = self._replace_exited()
         finally:
             for process in self.workers:
@@ -142,6 +153,17 @@ class Supervisor:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         return status
+
+    def _restart_all(self) -> None:
+        # Its socket stays open here meanwhile: connections wait in its queue, none is refused.
+        for idx, process in enumerate(self.workers):
+            if self.stopping.is_set():
+                return
+            if process.is_alive() and process.pid is not None:
+                os.kill(process.pid, signal.SIGTERM)
+            process.join()
+            _forget_metrics(process.pid)
+            self.workers[idx] = self._start(self.sockets[idx])
 
     def _replace_exited(self) -> int:
         for idx, process in enumerate(self.workers):
