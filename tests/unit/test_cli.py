@@ -14,6 +14,7 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from tenantry.cli import app
+from tenantry.cli.server import ServeOptions
 from tenantry.db import migrate as db_migrate
 from tenantry.db.engine import make_engine
 from tenantry.db.session import Database
@@ -149,9 +150,14 @@ def test_migrate_on_a_fresh_database_creates_the_tables(cli: Invoke, fresh: Back
 
 @pytest.fixture
 def uvicorn_runs(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    """Record `uvicorn.run` calls instead of starting a server."""
+    """Record the server's start instead of starting it."""
     calls: list[dict[str, Any]] = []
-    monkeypatch.setattr("tenantry.cli.serve.uvicorn.run", lambda *a, **kw: calls.append(kw))
+
+    def record(options: ServeOptions) -> int:
+        calls.append(vars(options))
+        return 0
+
+    monkeypatch.setattr("tenantry.cli.serve.run_server", record)
     return calls
 
 

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from tenantry.cli import app
 from tenantry.cli import serve as serve_module
+from tenantry.cli.server import ServeOptions
 from tenantry.config import ConfigError, load_settings
 from tests.backends import Backend
 
@@ -113,7 +114,7 @@ def test_serve_with_bad_value_exits_non_zero_naming_the_variable(
     monkeypatch: pytest.MonkeyPatch, name: str, value: str
 ) -> None:
     started: list[object] = []
-    monkeypatch.setattr(serve_module.uvicorn, "run", lambda *a, **kw: started.append(a))
+    monkeypatch.setattr(serve_module, "run_server", lambda options: started.append(options) or 0)
     result = CliRunner().invoke(app, ["serve"], env={name: value})
     assert result.exit_code != 0
     assert name in result.stderr
@@ -121,12 +122,12 @@ def test_serve_with_bad_value_exits_non_zero_naming_the_variable(
 
 
 def test_serve_with_good_settings_starts_uvicorn(monkeypatch: pytest.MonkeyPatch, backend: Backend) -> None:
-    started: list[tuple[tuple[object, ...], dict[str, object]]] = []
-    monkeypatch.setattr(serve_module.uvicorn, "run", lambda *a, **kw: started.append((a, kw)))
+    started: list[ServeOptions] = []
+    monkeypatch.setattr(serve_module, "run_server", lambda options: started.append(options) or 0)
     env = {"TENANTRY_MAX_BODY_BYTES": "2048", "TENANTRY_DATABASE_URL": backend.app_url}  # a migrated one
     result = CliRunner().invoke(app, ["serve", "--port", "8123"], env=env)
     assert result.exit_code == 0
-    assert [kw["port"] for _, kw in started] == [8123]
+    assert [options.port for options in started] == [8123]
 
 
 def test_readme_configuration_table_matches_the_settings() -> None:

@@ -47,6 +47,7 @@ from tenantry.db.engine import sqlite_write_intent
 from tenantry.db.session import Database
 from tenantry.jobs.runner import JobRunner
 from tenantry.logging import configure, request_id_var
+from tenantry.security.passwords import dummy_hash
 
 log = logging.getLogger("tenantry.http")
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -151,6 +152,9 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         if runner:
             runner.start()
         _warn_if_rls_bypassed(database)
+        # Made now, once per process: otherwise the first sign-in with an unknown email would
+        # cost one argon2 hash more than any other answer (a timing tell).
+        dummy_hash(settings)
         if settings.redis_url:
             authz_cache.listen(settings.redis_url)  # other instances' grant changes clear ours at once
         yield

@@ -7,10 +7,10 @@ import shutil
 import tempfile
 
 import typer
-import uvicorn
 from rich.markup import escape
 
 from tenantry.cli.common import err_console, settings
+from tenantry.cli.server import ServeOptions, run_server
 from tenantry.config import Settings
 from tenantry.db import migrate
 from tenantry.db.engine import make_engine
@@ -21,7 +21,11 @@ def serve(
     port: int = typer.Option(8000, help="Port to listen on"),
     workers: int = typer.Option(1, min=1, help="Worker processes"),
 ) -> None:
-    """Serve the API (and, in later releases, the console) with uvicorn."""
+    """Serve the API (and, in later releases, the console) with uvicorn.
+
+    With several workers each accepts on its own socket (SO_REUSEPORT), so connections spread
+    over them; see `tenantry.cli.server`.
+    """
     require_migrated(settings())  # fail early, naming the bad variable or the missing `init`
     metrics_dir = None
     if workers > 1:
@@ -31,23 +35,13 @@ def serve(
         metrics_dir = tempfile.mkdtemp(prefix="tenantry-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     try:
-        uvicorn.run(
-            "tenantry.api.app:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level="warning",
-            access_log=False,
-            server_header=False,  # no "server: uvicorn" banner
-            # X-Forwarded-For is judged by the app against TENANTRY_TRUSTED_PROXIES (default none);
-            # uvicorn's own handling would trust 127.0.0.1 behind our back.
-            proxy_headers=False,
-        )
+        status = run_server(ServeOptions(host=host, port=port, workers=workers))
     finally:
         if metrics_dir is not None:
             os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
             shutil.rmtree(metrics_dir, ignore_errors=True)
+    if status:
+        raise typer.Exit(status)
 
 
 def require_migrated(s: Settings) -> None:

@@ -8,8 +8,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Engine, event
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, sessionmaker
 
 import tenantry.db.scoping  # noqa: F401  (registers the scoping listeners)
 from tenantry.db.engine import make_engine
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from tenantry.config import Settings
 
 AFTER_COMMIT = "after_commit"
+_WROTE = "tenantry.wrote"
 
 
 SETTINGS = "settings"
@@ -87,3 +88,52 @@ def commit(session: Session) -> None:
     hooks = session.info.pop(AFTER_COMMIT, [])
     for hook in hooks:
         hook()
+
+
+# --- slow work outside the write lock ------------------------------------------------------------
+#
+# SQLite has one writer at a time, and a writing request takes the lock at BEGIN (see
+# `db.engine.sqlite_write_intent`); PostgreSQL keeps the row locks of a transaction until it ends.
+# CPU-heavy steps (argon2: tens of milliseconds) must therefore not run inside a transaction that
+# has written or locked anything. `release` ends a transaction that has only read so far, so the
+# slow step can run between two transactions; what the step relied on is re-read afterwards.
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _note_write(state: ORMExecuteState) -> None:
+    # Anything but a plain SELECT (DML, text(), SELECT … FOR UPDATE) counts as a write: when in
+    # doubt the transaction is kept, never committed half-way.
+    stmt = state.statement
+    if not state.is_select or getattr(stmt, "_for_update_arg", None) is not None:
+        state.session.info[_WROTE] = True
+
+
+@event.listens_for(Session, "after_flush")
+def _note_flush(session: Session, _flush_context: object) -> None:
+    session.info[_WROTE] = True
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_writes(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_WROTE, None)
+
+
+def wrote(session: Session) -> bool:
+    """Whether the session's current transaction has written or locked anything (conservative)."""
+    return bool(session.info.get(_WROTE))
+
+
+def release(session: Session) -> bool:
+    """End the transaction if it has only read so far; True when no transaction is open afterwards.
+
+    For the part of a unit of work before its first write: committing a read changes nothing,
+    and loaded objects stay usable (`expire_on_commit=False`). A transaction that has written
+    is kept (False): the unit of work must stay all-or-nothing.
+    """
+    if not session.in_transaction():
+        return True
+    if wrote(session) or session.new or session.dirty or session.deleted:
+        return False
+    commit(session)
+    return True

@@ -17,6 +17,7 @@ from sqlalchemy.exc import OperationalError
 from tenantry.authz import Principal
 from tenantry.authz import cache as authz_cache
 from tenantry.authz.engine import mark_decided, require_authenticated, require_session
+from tenantry.db import session as db_session
 from tenantry.db.engine import sqlite_write_intent
 from tenantry.db.tables import ApiKey, AuthSession, LoginThrottle, User
 from tenantry.db.types import utcnow
@@ -90,13 +91,15 @@ def login(
     limiter = throttle.limiter(s)
     ticket = limiter.reserve(address)
     key = account_key(email_n)
+    # Read the account in the reservation's transaction (which commits): the password is then
+    # checked with no transaction open, and re-read under lock before anything relies on it.
+    seen = _Seen.of(ctx.session.scalar(select(User).where(User.email == email_n)))
     try:
         failures, newly_locked = throttle.reserve_account_attempt(ctx, key)
     except RateLimited:
         limiter.release(address, ticket)  # turned away unchecked: not a guess from this address
         raise
-    user = ctx.session.scalar(select(User).where(User.email == email_n))
-    password_ok = verify_password(user.password_hash if user else None, password, s)
+    user, password_ok, new_hash = _check_password(ctx, email_n, password, seen, totp_code=totp_code)
 
     def fail(
         reason: str, code: str = "invalid_credentials", detail: str = "email or password is wrong"
@@ -117,6 +120,12 @@ def login(
     if user is None or not password_ok or not user.active or user.password_hash is None:
         fail("unknown_email" if user is None else "bad_password" if not password_ok else "inactive")
     assert user is not None and user.password_hash is not None
+    if not newly_locked and throttle.is_locked(ctx, key):
+        # Parallel failures locked the account while this password was being checked: it is
+        # locked now, as if they had come first (only a reset lifts a lock-out).
+        limiter.release(address, ticket)
+        ctx.commit()
+        raise throttle.locked_out()
     if user.totp_enabled_at is not None:
         if not totp_code:
             # The password was right; the client must ask for the second factor. Not a failure,
@@ -130,18 +139,17 @@ def login(
             raise Unauthenticated("enter the code from your authenticator app", code="totp_required")
         # Parallel sign-ins with one code (or recovery code) are decided one after another on
         # the locked row: the loser sees the spent step/code and gets 401, not a version conflict.
-        ctx.session.refresh(user, with_for_update=True)
         if not totp.verify_second_factor(ctx, user, totp_code):
             fail("bad_totp", code="invalid_totp", detail="the code is not valid")
     limiter.release(address, ticket)
-    if needs_rehash(user.password_hash, s):
+    if new_hash is not None:
         # The argon2 parameters changed since this hash was made: upgrade it while we have the
         # password in hand (the only moment we do). A conditional UPDATE, not a versioned write:
         # parallel sign-ins must not fail on each other, and a password changed meanwhile wins.
         ctx.session.execute(
             update(User)
             .where(User.id == user.id, User.password_hash == user.password_hash)
-            .values(password_hash=hash_password(password, s))
+            .values(password_hash=new_hash)
         )
     clear_throttle(ctx, email_n)
     issued = open_session(ctx, user, cookie=cookie)
@@ -161,6 +169,73 @@ def login(
         after={"restricted": issued.requires_2fa_setup, "cookie": cookie},
     )
     return issued
+
+
+# How often the password is checked again when the account changed while it was being checked.
+_RECHECKS = 3
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """What a password check relies on, read before the check (no ORM object: no lazy loads)."""
+
+    user_id: uuid.UUID | None
+    password_hash: str | None
+    active: bool
+    totp_enabled: bool
+
+    @classmethod
+    def of(cls, user: User | None) -> _Seen:
+        if user is None:
+            return cls(None, None, False, False)
+        return cls(user.id, user.password_hash, user.active, user.totp_enabled_at is not None)
+
+
+def _check_password(
+    ctx: ServiceContext, email_n: str, password: str, seen: _Seen, *, totp_code: str | None
+) -> tuple[User | None, bool, str | None]:
+    """argon2 with no transaction open, then a write transaction that re-reads the account.
+
+    On SQLite a writing request holds the database's only write lock from BEGIN to COMMIT, so
+    a hash inside it (tens of milliseconds) would queue every sign-in behind it. The check
+    runs between transactions instead, against the hash read before; then the account is read
+    again, locked, in the transaction that writes the outcome. If it changed meanwhile (another
+    password, deactivated, created or deleted), the check is repeated against what is there
+    now: the answer is always the one for the account as the write transaction sees it.
+
+    Returns (the account as re-read, or None; whether the password matched its hash; a new
+    hash when the stored one was made with other argon2 parameters and will be upgraded).
+    The write transaction stays open for the caller.
+    """
+    s = ctx.settings
+    for attempt in range(_RECHECKS):
+        if not db_session.release(ctx.session):  # never: login starts its own unit of work
+            raise RuntimeError("login inside a unit of work that has written")
+        # Security: one argon2 verification in every case (the dummy hash for an unknown email).
+        ok = verify_password(seen.password_hash, password, s)
+        new_hash = None
+        if (
+            ok
+            and seen.password_hash is not None
+            and seen.active
+            and (not seen.totp_enabled or totp_code)
+            and needs_rehash(seen.password_hash, s)
+        ):
+            new_hash = hash_password(password, s)
+        user = ctx.session.scalar(
+            select(User)
+            .where(User.email == email_n)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        now = _Seen.of(user)
+        if (now.user_id, now.password_hash) == (seen.user_id, seen.password_hash):
+            return user, ok, new_hash
+        if attempt == _RECHECKS - 1:
+            return user, False, None  # changing faster than it can be checked: refuse
+        ctx.session.rollback()  # nothing written yet: give the lock back, check again
+        seen = now
+    raise AssertionError("unreachable")
 
 
 def authenticate(

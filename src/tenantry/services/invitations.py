@@ -8,6 +8,7 @@ from datetime import timedelta
 from sqlalchemy import func, select, update
 
 from tenantry.authz.engine import mark_decided, require_session
+from tenantry.db import session as db_session
 from tenantry.db.tables import Tenant, User, UserToken
 from tenantry.db.types import utcnow
 from tenantry.errors import Invalid
@@ -16,7 +17,7 @@ from tenantry.mail import outbox
 from tenantry.security import tokens
 from tenantry.security.password_policy import check_password
 from tenantry.security.passwords import dummy_hash, hash_password, verify_password
-from tenantry.services import audit, auth, membership_invitations, sessions, throttle
+from tenantry.services import audit, auth, credentials, membership_invitations, sessions, throttle
 from tenantry.services.context import ServiceContext
 
 INVITATION = "invitation"
@@ -80,40 +81,68 @@ def send_invitation(
     )
 
 
-def _redeem(ctx: ServiceContext, token: str, kind: str) -> tuple[UserToken, User]:
-    row = ctx.session.execute(
+def _find(ctx: ServiceContext, token: str, kind: str, *, lock: bool) -> tuple[UserToken, User]:
+    stmt = (
         select(UserToken, User)
         .join(User, User.id == UserToken.user_id)
         .where(UserToken.token_hash == tokens.digest(token.strip()), UserToken.kind == kind)
-        .with_for_update(of=UserToken)
-    ).first()
+        # A second read in one session must see the row as it is now, not as first loaded.
+        .execution_options(populate_existing=True)
+    )
+    row = ctx.session.execute(stmt.with_for_update(of=UserToken) if lock else stmt).first()
     if row is None or row[0].used_at is not None or row[0].expires_at <= utcnow():
         raise Invalid(
             "this link is not valid any more; ask for a new one",
             code="invalid_or_expired_token",
             field="token",
         )
-    row[0].used_at = utcnow()
     return row[0], row[1]
+
+
+def _redeem(ctx: ServiceContext, token: str, kind: str) -> tuple[UserToken, User]:
+    ut, user = _find(ctx, token, kind, lock=True)
+    ut.used_at = utcnow()
+    return ut, user
+
+
+def _redeem_setting_password(
+    ctx: ServiceContext, token: str, kind: str, password: str, *, first: bool
+) -> tuple[UserToken, User]:
+    """Redeem a link that sets a password; the hash is made between two transactions.
+
+    The link is checked and the password rules applied first (bad input costs no hash), then
+    the password is hashed with no transaction open, then the link is redeemed under lock and
+    everything checked again on what is there now. `first`: an invitation, which must not
+    replace a password set meanwhile (e.g. through a reset).
+    """
+
+    def check(user: User) -> None:
+        if first and user.password_hash is not None:
+            # Security: once a password exists (e.g. set through a reset) an old invitation
+            # link must not replace it without the current password.
+            raise Invalid(
+                "this link is not valid any more; ask for a new one",
+                code="invalid_or_expired_token",
+                field="token",
+            )
+        check_password(
+            password, email=user.email, has_2fa=user.totp_enabled_at is not None, settings=ctx.settings
+        )
+
+    _, user = _find(ctx, token, kind, lock=False)
+    check(user)
+    password_hash = credentials.hash_new_password(ctx, password)
+    ut, user = _redeem(ctx, token, kind)
+    check(user)
+    user.password_hash = password_hash
+    user.password_changed_at = utcnow()
+    return ut, user
 
 
 def accept_invitation(ctx: ServiceContext, *, token: str, password: str) -> auth.IssuedSession:
     """Set the first password and sign in (restricted to 2FA set-up if a tenant demands it)."""
     mark_decided("public")
-    ut, user = _redeem(ctx, token, INVITATION)
-    if user.password_hash is not None:
-        # Security: once a password exists (e.g. set through a reset) an old invitation link must
-        # not replace it without the current password.
-        raise Invalid(
-            "this link is not valid any more; ask for a new one",
-            code="invalid_or_expired_token",
-            field="token",
-        )
-    check_password(
-        password, email=user.email, has_2fa=user.totp_enabled_at is not None, settings=ctx.settings
-    )
-    user.password_hash = hash_password(password, ctx.settings)
-    user.password_changed_at = utcnow()
+    ut, user = _redeem_setting_password(ctx, token, INVITATION, password, first=True)
     audit.record(ctx, "invitation.accept", target_type="user", target_id=user.id, tenant_id=ut.tenant_id)
     membership_invitations.join_on_signup(ctx, user, ut.tenant_id)
     return auth.open_session(ctx, user, cookie=False)
@@ -124,11 +153,14 @@ def forgot_password(ctx: ServiceContext, *, email: str) -> None:
     mark_decided("public")
     s = ctx.settings
     email_n = email.strip().lower()[:320]
+    # Constant cost in both branches, spent before the transaction takes its locks (on SQLite
+    # the database's write lock): argon2 must not queue other writers behind it.
+    db_session.release(ctx.session)
+    verify_password(dummy_hash(s), email_n, s)
     # Locked: parallel requests for one address are counted one after another.
     user = ctx.session.scalar(
         select(User).where(User.email == email_n, User.active.is_(True)).with_for_update()
     )
-    verify_password(dummy_hash(s), email_n, s)  # constant cost in both branches
     if user is None:
         audit.record(
             ctx, "password.forgot_unknown", target_type="user", after={"email": email_n}, tenant_id=None
@@ -162,12 +194,7 @@ def forgot_password(ctx: ServiceContext, *, email: str) -> None:
 def reset_password(ctx: ServiceContext, *, token: str, new_password: str) -> None:
     """Single use, 1 hour; every session of the user is revoked afterwards and a lock-out lifted."""
     mark_decided("public")
-    _, user = _redeem(ctx, token, PASSWORD_RESET)
-    check_password(
-        new_password, email=user.email, has_2fa=user.totp_enabled_at is not None, settings=ctx.settings
-    )
-    user.password_hash = hash_password(new_password, ctx.settings)
-    user.password_changed_at = utcnow()
+    _, user = _redeem_setting_password(ctx, token, PASSWORD_RESET, new_password, first=False)
     revoked = sessions.revoke_user_sessions(ctx, user.id)
     auth.clear_throttle(ctx, user.email)
     audit.record(
@@ -187,16 +214,19 @@ def change_password(ctx: ServiceContext, *, current_password: str, new_password:
     if user is None:
         raise Invalid("change the password from a signed-in session", code="session_required")
 
-    def check() -> None:
-        if not verify_password(user.password_hash, current_password, ctx.settings):
+    def verify_and_hash(password_hash: str | None) -> str:
+        # Both argon2 steps run with no transaction open (see `throttle.guard_secret`).
+        if not verify_password(password_hash, current_password, ctx.settings):
             raise Invalid("the current password is wrong", code="invalid_password", field="current_password")
+        return hash_password(new_password, ctx.settings)
 
     check_password(
         new_password, email=user.email, has_2fa=user.totp_enabled_at is not None, settings=ctx.settings
     )
     # Throttled like a sign-in: a stolen session must not be a free password oracle.
-    throttle.guard_secret(ctx, user, check)
-    user.password_hash = hash_password(new_password, ctx.settings)
+    new_hash = throttle.guard_secret(ctx, user, slow_check=verify_and_hash)
+    assert new_hash is not None
+    user.password_hash = new_hash
     user.password_changed_at = utcnow()
     revoked = sessions.revoke_user_sessions(ctx, user.id, keep=ctx.principal.session_id)
     audit.record(

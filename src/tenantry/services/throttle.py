@@ -18,12 +18,13 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from tenantry.db import session as db_session
 from tenantry.db.tables import LoginThrottle, User
 from tenantry.db.types import utcnow
 from tenantry.errors import Invalid, RateLimited
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
     from tenantry.config import Settings
 
 LOCKED_RETRY_AFTER = 3600
+# How often a slow check is repeated when the password changed while it ran.
+_RECHECKS = 3
+T = TypeVar("T")
 
 
 # --- per account -------------------------------------------------------------------------------
@@ -73,11 +77,7 @@ def reserve_account_attempt(ctx: ServiceContext, key: str) -> tuple[int, bool]:
     now = utcnow()
     if row.locked_at is not None:
         ctx.commit()
-        raise RateLimited(
-            "too many failed sign-ins; reset your password to unlock",
-            code="account_locked",
-            retry_after=LOCKED_RETRY_AFTER,
-        )
+        raise locked_out()
     wait = _delay_seconds(s, row.failures)
     if wait and row.last_failed_at and row.last_failed_at + timedelta(seconds=wait) > now:
         ctx.commit()
@@ -90,6 +90,22 @@ def reserve_account_attempt(ctx: ServiceContext, key: str) -> tuple[int, bool]:
         row.locked_at = now
     ctx.commit()
     return row.failures, newly_locked
+
+
+def locked_out() -> RateLimited:
+    return RateLimited(
+        "too many failed sign-ins; reset your password to unlock",
+        code="account_locked",
+        retry_after=LOCKED_RETRY_AFTER,
+    )
+
+
+def is_locked(ctx: ServiceContext, key: str) -> bool:
+    """Whether the account is locked out now (the row locked until the transaction ends)."""
+    locked_at = ctx.session.scalar(
+        select(LoginThrottle.locked_at).where(LoginThrottle.account_key == key).with_for_update()
+    )
+    return locked_at is not None
 
 
 def clear_account(ctx: ServiceContext, email: str) -> None:
@@ -109,19 +125,52 @@ def notify_locked(ctx: ServiceContext, user: User, failures: int) -> None:
     )
 
 
-def guard_secret(ctx: ServiceContext, user: User, check: Callable[[], None]) -> None:
-    """Run `check` (which raises Invalid for a wrong secret) on the user's account counter.
+def guard_secret(
+    ctx: ServiceContext,
+    user: User,
+    check: Callable[[], None] | None = None,
+    *,
+    slow_check: Callable[[str | None], T] | None = None,
+) -> T | None:
+    """Check a secret re-entered inside a signed-in session, on the user's account counter.
 
     For secrets re-entered inside a signed-in session: a stolen session must not become an
     unthrottled oracle for the password or the second factor. A wrong secret is counted (and
     audited, committed) exactly like a failed sign-in; a right one resets the counter.
+
+    `slow_check(password_hash)` is the argon2 part (the current password; it may hash a new one
+    and return it). It runs with no transaction open, against the hash read before: a hash
+    inside a write transaction would hold SQLite's write lock for tens of milliseconds. The user
+    is then read again, locked, and if the hash changed meanwhile the slow check is repeated
+    against the new one. `check` (TOTP and recovery codes, which are consumed) runs on the
+    locked row. Either raises Invalid for a wrong secret. Returns what `slow_check` returned.
     """
     failures, newly_locked = reserve_account_attempt(ctx, account_key(user.email))
-    # The reservation committed: read the user again, locked, so parallel checks of one TOTP
-    # step or recovery code are decided one after another.
-    ctx.session.refresh(user, with_for_update=True)
+    result: T | None = None
+    seen = user.password_hash  # loaded before; the reservation's commit does not expire it
     try:
-        check()
+        for attempt in range(_RECHECKS):
+            error: Invalid | None = None
+            if slow_check is not None:
+                if not db_session.release(ctx.session):
+                    raise RuntimeError("a slow check inside a transaction that has written")
+                try:
+                    result = slow_check(seen)
+                except Invalid as exc:
+                    error = exc
+            # Read the user again, locked, so parallel checks of one TOTP step or recovery code
+            # are decided one after another.
+            ctx.session.refresh(user, with_for_update=True)
+            if slow_check is None or user.password_hash == seen:
+                break
+            if attempt == _RECHECKS - 1:
+                raise Invalid("the password changed meanwhile; try again", code="password_changed")
+            seen = user.password_hash
+            ctx.session.rollback()  # nothing written yet: give the lock back, check again
+        if error is not None:
+            raise error
+        if check is not None:
+            check()
     except Invalid as exc:
         ctx.session.rollback()  # nothing the failed check may have changed is kept
         audit.record(
@@ -137,6 +186,7 @@ def guard_secret(ctx: ServiceContext, user: User, check: Callable[[], None]) -> 
         ctx.commit()
         raise
     clear_account(ctx, user.email)
+    return result
 
 
 # --- per client address ------------------------------------------------------------------------

@@ -164,13 +164,15 @@ def disable(ctx: ServiceContext, *, password: str, code: str) -> None:
     if requires_2fa(ctx, user):
         raise Conflict("a tenant you belong to requires 2FA", code="2fa_required_by_tenant")
 
-    def check() -> None:
-        if not verify_password(user.password_hash, password, ctx.settings):
+    def check_password(password_hash: str | None) -> None:
+        if not verify_password(password_hash, password, ctx.settings):
             raise Invalid("the password is wrong", code="invalid_password", field="password")
+
+    def check_code() -> None:
         if not verify_second_factor(ctx, user, code):
             raise Invalid("the code is not valid", code="invalid_totp", field="code")
 
-    throttle.guard_secret(ctx, user, check)
+    throttle.guard_secret(ctx, user, check_code, slow_check=check_password)
     user.totp_secret = None
     user.totp_enabled_at = None
     user.totp_last_step = None

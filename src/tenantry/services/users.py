@@ -27,8 +27,7 @@ from tenantry.db.types import utcnow
 from tenantry.errors import Conflict, Invalid, NotFound
 from tenantry.ids import uuid7
 from tenantry.security.password_policy import check_password
-from tenantry.security.passwords import hash_password
-from tenantry.services import api_keys, audit, invitations, sessions, trash
+from tenantry.services import api_keys, audit, credentials, invitations, sessions, trash
 from tenantry.services.context import ServiceContext
 from tenantry.services.pagination import Page, decode_uuid_cursor, encode_cursor
 
@@ -60,6 +59,14 @@ def snapshot(u: User) -> dict[str, Any]:
     }
 
 
+def _require_free_email(ctx: ServiceContext, email: str) -> None:
+    exists = ctx.session.scalar(
+        select(User.id).where(User.email == email).execution_options(include_deleted=True)
+    )
+    if exists is not None:
+        raise Conflict("a user with this email exists", code="email_taken", field="email")
+
+
 def new_user(
     ctx: ServiceContext,
     *,
@@ -71,19 +78,21 @@ def new_user(
 ) -> User:
     """Create the row; callers have authorized (user administration, or adding a member by email)."""
     email = normalise_email(email)
-    exists = ctx.session.scalar(
-        select(User.id).where(User.email == email).execution_options(include_deleted=True)
-    )
-    if exists is not None:
-        raise Conflict("a user with this email exists", code="email_taken", field="email")
+    _require_free_email(ctx, email)
+    password_hash = None
     if password is not None:
         check_password(password, email=email, has_2fa=False, settings=ctx.settings)
+    if password:
+        # Made before the first write (no write lock held meanwhile); the address is checked
+        # again in the transaction that inserts.
+        password_hash = credentials.hash_new_password(ctx, password)
+        _require_free_email(ctx, email)
     user = User(
         id=uuid7(),
         email=email,
         first_name=first_name.strip()[:100],
         last_name=last_name.strip()[:100],
-        password_hash=hash_password(password, ctx.settings) if password else None,
+        password_hash=password_hash,
         password_changed_at=utcnow() if password else None,
         is_superadmin=is_superadmin,
     )
@@ -116,6 +125,10 @@ def create_user(
     )
     if password is None:
         invitations.send_invitation(ctx, user)
+    else:
+        # The password was hashed between two transactions: the permission is confirmed again
+        # in the one that writes (a revocation meanwhile wins).
+        ctx.require(Perm.USER_MANAGE, global_scope=True)
     return user
 
 
