@@ -39,3 +39,28 @@ def tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
+
+
+_M_MMAP_THRESHOLD = -3  # mallopt(3) parameter number in glibc's malloc.h
+
+
+def tune_malloc(threshold: int = 1 << 20) -> bool:
+    """Fix glibc's mmap threshold; False where the C library is not glibc.
+
+    Why: glibc raises its mmap threshold to the size of any mmapped block freed (up to 32 MiB),
+    so after the first argon2 hash (19 MiB) later hashes come from the heap, and each thread
+    that hashed keeps its arena's 19 MiB: workers grew by hundreds of MB under concurrent
+    sign-ins. Setting the threshold turns the adjustment off: blocks above it are mmapped and
+    returned to the system when freed.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, threshold))
+    except (OSError, AttributeError):
+        return False

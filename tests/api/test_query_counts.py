@@ -127,9 +127,7 @@ def test_api_key_me_is_one_statement(api, clean_db, personas):
         ("superadmin", "/api/v1/tenants?limit=100", "tenants"),
     ],
 )
-def test_a_page_reads_in_index_order_not_sorting_the_tenant(
-    persona, path, table, api, clean_db, personas
-):
+def test_a_page_reads_in_index_order_not_sorting_the_tenant(persona, path, table, api, clean_db, personas):
     """A page costs the same at 100,000 rows as at 1,000 only if no step sorts them all."""
     if clean_db.dialect != "sqlite":
         pytest.skip("SQLite's plans are deterministic on a small table; PostgreSQL's depend on statistics")

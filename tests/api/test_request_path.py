@@ -15,6 +15,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from tenantry.api import deps
+from tenantry.api.deps import CtxDep
 from tenantry.api.routing import ApiRoute
 
 ACME = "/api/v1/tenants/acme"
@@ -83,3 +84,19 @@ def test_bad_input_from_an_unauthenticated_caller_is_401_not_422(client):
 def test_bad_input_in_a_hidden_tenant_is_404_not_422(api):
     r = api("globex_admin").post(f"{ACME}/roles", json={"key": 7})
     assert r.status_code == 404, r.text
+
+
+def test_a_plain_route_with_a_caller_still_authenticates_before_its_endpoint(app, client, personas):
+    """Outside the API route class the work cannot wait for the endpoint's hop: it runs first."""
+
+    @app.get("/api/v1/_plain_whoami")
+    def whoami(ctx: CtxDep) -> dict[str, str]:
+        return {"user": str(ctx.principal.user_id)}
+
+    assert client.get("/api/v1/_plain_whoami").status_code == 401
+    forged = client.get("/api/v1/_plain_whoami", headers={"Authorization": "Bearer tnt_ses_forged"})
+    assert forged.status_code == 401
+    r = client.get(
+        "/api/v1/_plain_whoami", headers={"Authorization": f"Bearer {personas.tokens['acme_admin']}"}
+    )
+    assert r.json() == {"user": str(personas.users["acme_admin"].id)}

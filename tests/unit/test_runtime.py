@@ -64,3 +64,11 @@ def test_a_serve_worker_builds_the_app_then_tunes_gc_then_serves(
 def test_serve_uses_the_tuning_of_tenantry_runtime() -> None:
     """One place: serve's worker calls the same function the runtime module defines."""
     assert server_module.tune_gc is runtime.tune_gc
+
+
+def test_tune_malloc_fixes_glibcs_mmap_threshold_where_there_is_glibc() -> None:
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("mallopt is glibc's")
+    assert runtime.tune_malloc() is True

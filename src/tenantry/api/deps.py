@@ -15,9 +15,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from tenantry.api.client_address import client_address
-from tenantry.api.routing import request_work
+from tenantry.api.routing import defers_work, prepare, request_work
 from tenantry.authz import Principal
 from tenantry.db.session import Database
 from tenantry.errors import PermissionDenied, Unauthenticated
@@ -43,11 +44,16 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     # Opening a Session does no I/O; the route's thread closes it (returning the connection)
     # once the endpoint is done, so the close here finds nothing left to do.
     session = get_db(request).sessions()
-    request_work(request).sessions.append(session)
+    deferred = defers_work(request)
+    if deferred:
+        request_work(request).sessions.append(session)
     try:
         yield session
     finally:
-        session.close()
+        if deferred:
+            session.close()  # nothing left to do: the route's thread closed it
+        else:
+            await run_in_threadpool(session.close)
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
@@ -97,7 +103,7 @@ async def authenticated_context(
         ctx.principal = auth.authenticate(ctx, token, cookie=from_cookie, csrf_token=csrf)
         request.state.principal = ctx.principal
 
-    request_work(request).steps.append(sign_in)
+    await prepare(request, sign_in)
     return ctx
 
 
@@ -107,7 +113,7 @@ AnonCtxDep = Annotated[ServiceContext, Depends(anonymous_context)]
 
 async def tenant_context(tenant: str, ctx: CtxDep, request: Request) -> ServiceContext:
     """Resolve `{tenant}` (id or slug) once; unknown, deleted and hidden tenants are all 404."""
-    request_work(request).steps.append(lambda: tenants.enter_tenant(ctx, tenant))
+    await prepare(request, lambda: tenants.enter_tenant(ctx, tenant))
     return ctx
 
 

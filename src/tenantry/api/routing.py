@@ -98,6 +98,23 @@ def request_work(request: Request) -> RequestWork:
     return work
 
 
+def defers_work(request: Request) -> bool:
+    """Whether the matched route runs the recorded work in its endpoint's thread."""
+    return getattr(request.scope.get("route"), "defers_work", False) is True
+
+
+async def prepare(request: Request, step: Callable[[], None]) -> None:
+    """Run `step` before the endpoint: in its thread when the route defers, else right now.
+
+    Security: a route that does not defer (a plain FastAPI route, an async endpoint) must still
+    authenticate its caller before the endpoint runs; it pays a thread-pool hop for it.
+    """
+    if defers_work(request):
+        request_work(request).steps.append(step)
+    else:
+        await run_in_threadpool(step)
+
+
 def in_one_hop(endpoint: Callable[..., Any]) -> Callable[..., Coroutine[Any, Any, Any]]:
     """The endpoint as a coroutine that runs the request's work and the endpoint in one thread."""
     try:
@@ -140,7 +157,8 @@ async def _finish_refused(request: Request) -> None:
 
 class ApiRoute(APIRoute):
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
-        if not inspect.iscoroutinefunction(endpoint):
+        self.defers_work = not inspect.iscoroutinefunction(endpoint)
+        if self.defers_work:
             endpoint = in_one_hop(endpoint)
         super().__init__(path, endpoint, **kwargs)
 

@@ -34,7 +34,7 @@ from types import FrameType
 import uvicorn
 
 from tenantry.cli.common import err_console
-from tenantry.runtime import tune_gc
+from tenantry.runtime import tune_gc, tune_malloc
 
 APP = "tenantry.api.app:create_app"
 # uvicorn's exit code for "could not start": the app, its lifespan or the socket is broken, and
@@ -75,6 +75,7 @@ def run_worker(options: ServeOptions, sock: socket.socket | None) -> None:
         except SystemExit:
             sys.exit(STARTUP_FAILURE)
         tune_gc()  # after the app is built: its objects are the ones to freeze
+        tune_malloc()
         server = uvicorn.Server(config)
         server.run(sockets=[sock] if sock is not None else None)
     except KeyboardInterrupt:  # Ctrl-C before uvicorn took over the signals: just stop

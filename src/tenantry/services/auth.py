@@ -369,9 +369,15 @@ def _touch(ctx: ServiceContext, stmt: Any) -> None:
     bind = ctx.session.get_bind()
     engine = bind if isinstance(bind, Engine) else bind.engine
     if engine.dialect.name == "sqlite" and sqlite_write_intent.get():
-        # This request already holds SQLite's write lock: a second connection would wait on us.
-        ctx.session.execute(stmt)
+        # This request holds SQLite's write lock: a second connection would wait on us now, and
+        # a write in our transaction would keep it from ending early around a password hash.
+        # After our commit the lock is free (a request that never commits skips one touch).
+        ctx.after_commit(lambda: _touch_now(engine, stmt))
         return
+    _touch_now(engine, stmt)
+
+
+def _touch_now(engine: Engine, stmt: Any) -> None:
     try:
         with engine.connect() as conn:
             conn.execute(stmt)
