@@ -67,7 +67,7 @@ def declared_query_params(dependant: Dependant) -> frozenset[str]:
 class RequestWork:
     """What the dependencies left for the route's thread: preparation steps, sessions to close."""
 
-    steps: list[Callable[[], None]] = field(default_factory=list)
+    steps: list[Callable[[], object]] = field(default_factory=list)
     sessions: list[Session] = field(default_factory=list)
 
     def prepare(self) -> None:
@@ -103,7 +103,7 @@ def defers_work(request: Request) -> bool:
     return getattr(request.scope.get("route"), "defers_work", False) is True
 
 
-async def prepare(request: Request, step: Callable[[], None]) -> None:
+async def prepare(request: Request, step: Callable[[], object]) -> None:
     """Run `step` before the endpoint: in its thread when the route defers, else right now.
 
     Security: a route that does not defer (a plain FastAPI route, an async endpoint) must still

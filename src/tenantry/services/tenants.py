@@ -203,7 +203,7 @@ def list_tenants(
     # tenant boundary here. One statement: the counts are correlated subqueries per row.
     with scoping.cross_tenant(ctx.session):
         rows = ctx.session.execute(
-            stmt.add_columns(*_count_columns(Tenant.id)).order_by(Tenant.slug).limit(limit + 1)
+            stmt.add_columns(*_count_columns(Tenant.id.expression)).order_by(Tenant.slug).limit(limit + 1)
         ).all()
     more = len(rows) > limit
     rows = rows[:limit]
