@@ -471,6 +471,42 @@ def require_held(
         )
 
 
+def require_key_scope(
+    session: Session, principal: Principal, scope: str, tenant_id: uuid.UUID | None
+) -> None:
+    """No escalation by key: a key acts as its owner (an alias's keys as the alias, under the
+    same ceiling), and an alias mints a `read_write` key only if its ceiling lets it write
+    somewhere the key may act (globally, in its parent's tenants, on its assigned resources)."""
+    mark_decided("no_escalation")
+    if principal.kind != "alias" or scope == "read" or principal.user_id is None:
+        return
+    af = alias_facts(session, principal.user_id)
+    scopes: list[tuple[uuid.UUID | None, uuid.UUID | None]] = []
+    if af is not None:
+        if tenant_id is None:
+            scopes.append((None, None))
+            with scoping.cross_tenant(session):  # narrowed to the parent's own memberships
+                tenants = session.scalars(
+                    select(_m.c.tenant_id).where(_m.c.user_id == af.parent_id, core.live(_m))
+                )
+                scopes += [(t, None) for t in tenants]
+        else:
+            scopes.append((tenant_id, None))
+        scopes += [(t, r) for t, rids in af.assigned.items() if tenant_id in (None, t) for r in sorted(rids)]
+    for t, r in scopes:
+        if any(not CATALOG[p].read_only for p in effective_permissions(session, principal, t, r)):
+            return
+    raise _refuse(
+        session,
+        principal,
+        ("read_write",),
+        tenant_id,
+        None,
+        "your alias role and your parent's permissions allow no writes here: only a read key",
+        code="escalation_denied",
+    )
+
+
 def require_grantable(
     session: Session,
     principal: Principal,
@@ -604,11 +640,23 @@ def _subtree(tenant_id: uuid.UUID, base: Any, column: Any, name: str) -> ColumnE
     return covered
 
 
+@dataclass(frozen=True)
+class AliasHalves:
+    """An alias's decision in its two halves: what its alias role allows, what its parent holds."""
+
+    parent_id: uuid.UUID
+    role_allows: bool
+    parent_holds: bool
+    parent_grants: list[GrantFact]
+    restricted_to_resources: bool
+
+
 @dataclass
 class Explanation:
     allowed: bool
     grants: list[GrantFact]
     reasons: list[str]
+    alias: AliasHalves | None = None
 
 
 def explain(
@@ -624,6 +672,8 @@ def explain(
     reasons: list[str] = []
     if principal.user_id is None:
         return Explanation(False, [], ["not signed in"])
+    if principal.kind == "alias":
+        return _explain_alias(session, principal, perm, tenant_id, resource_id, allowed)
     if principal.is_superadmin:
         return Explanation(True, [GrantFact("superadmin", "global")], ["superadmin holds every permission"])
     facts = gather(session, principal.user_id, tenant_id, resource_id)
@@ -640,3 +690,38 @@ def explain(
     if allowed:
         reasons = [f"granted by {len(helping)} grant(s)"]
     return Explanation(allowed, helping if allowed else [], reasons)
+
+
+def _explain_alias(
+    session: Session,
+    principal: Principal,
+    perm: str,
+    tenant_id: uuid.UUID | None,
+    resource_id: uuid.UUID | None,
+    allowed: bool,
+) -> Explanation:
+    assert principal.user_id is not None
+    af = alias_facts(session, principal.user_id)
+    if af is None:
+        return Explanation(False, [], ["the alias or its parent is gone"])
+    role_allows = perm in af.role_permissions
+    parent = explain(
+        session,
+        Principal(kind="user", user_id=af.parent_id, is_superadmin=af.parent_superadmin),
+        perm,
+        tenant_id,
+        resource_id,
+    )
+    reasons: list[str] = []
+    if not role_allows:
+        reasons.append(f"the alias role does not include {perm}")
+    if not parent.allowed:
+        reasons.append("the parent does not hold it here (the alias ceiling)")
+        reasons += [f"parent: {r}" for r in parent.reasons]
+    if role_allows and parent.allowed and not allowed:
+        limit = caller_limit(principal, perm, tenant_id)
+        reasons.append(limit.reason if limit else "outside the resources assigned to the alias")
+    if allowed:
+        reasons = ["the alias role allows it and the parent holds it"]
+    halves = AliasHalves(af.parent_id, role_allows, parent.allowed, parent.grants, bool(af.assigned))
+    return Explanation(allowed, parent.grants if allowed else [], reasons, halves)
