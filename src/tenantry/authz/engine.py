@@ -312,7 +312,7 @@ def alias_facts(session: Session, alias_id: uuid.UUID) -> AliasFacts | None:
     key = ("a", alias_id.int)
     hit = cache.get(session, key)
     if hit is not None:
-        return hit or None  # type: ignore[no-any-return]
+        return hit or None
     u, parent, ar, res = core.users, core.users.alias("parent"), core.alias_roles, core.alias_resources
     row = session.execute(
         select(u.c.parent_id, parent.c.is_superadmin, ar.c.permissions)
