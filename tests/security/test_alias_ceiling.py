@@ -10,11 +10,12 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from sqlalchemy import select
 
 from tenantry.authz import system_principal
 from tenantry.db import scoping
 from tenantry.db.session import Database
-from tenantry.db.tables import Resource
+from tenantry.db.tables import Resource, Tenant
 from tenantry.services import resource_types
 from tenantry.services.context import ServiceContext
 from tests.personas import PASSWORD, login_token
@@ -221,3 +222,16 @@ def test_explain_shows_both_halves_for_an_alias(api, db, client, personas):
         "restricted_to_resources": False,
     }
     assert "the alias role does not include member.manage" in out["reasons"]
+
+
+def test_alias_owes_2fa_where_its_parents_tenant_requires_it(api, db, client):
+    Alias(api, db, client, "acme_member", ["host.read"])
+    with db.unit_of_work() as session:
+        tenant = session.scalar(select(Tenant).where(Tenant.slug == "acme"))
+        assert tenant is not None
+        tenant.require_2fa = True
+    r = client.post("/api/v1/auth/login", json={"email": "alias@example.com", "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    assert r.json()["requires_2fa_setup"] is True
+    blocked = client.get(HOSTS, headers={"Authorization": f"Bearer {r.json()['token']}"})
+    _code(blocked, 403, "2fa_setup_required")
