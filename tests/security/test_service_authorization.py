@@ -42,6 +42,7 @@ from tenantry.db.tables import (
 from tenantry.errors import NotFound, PermissionDenied, Unauthenticated
 from tenantry.services import (
     alias_roles,
+    aliases,
     api_keys,
     grants,
     groups,
@@ -128,6 +129,14 @@ EMPTY = Case(expect="empty")
 
 CASES: dict[str, list[Case]] = {
     "alias_roles.create_alias_role": [REFUSED],
+    "aliases.add_alias_ssh_key": [REFUSED],
+    "aliases.create_alias": [REFUSED],
+    "aliases.delete_alias": [REFUSED],
+    "aliases.delete_alias_ssh_key": [REFUSED],
+    "aliases.get_alias": [REFUSED],
+    "aliases.list_alias_ssh_keys": [REFUSED],
+    "aliases.list_aliases": [REFUSED],
+    "aliases.update_alias": [REFUSED],
     "alias_roles.delete_alias_role": [REFUSED],
     "alias_roles.get_alias_role": [REFUSED],
     "alias_roles.list_alias_roles": [REFUSED],
@@ -331,6 +340,7 @@ class World:
     shared_id: uuid.UUID
     ssh_key_id: uuid.UUID
     alias_role_id: uuid.UUID
+    alias_id: uuid.UUID
 
 
 def _system(session: Session, tenant: Tenant | None = None) -> ServiceContext:
@@ -400,11 +410,15 @@ def build_world(db: Database) -> World:
         key = api_keys.create_key(as_member_ctx, name="ci", scope="read")
         ssh_key = ssh_keys.add_ssh_key(as_member_ctx, name="laptop", public_key=SSH_PUBLIC_KEY)
         alias_role = alias_roles.create_alias_role(as_member_ctx, name="support", permissions=["host.read"])
+        alias = aliases.create_alias(
+            as_member_ctx, email="alias@example.com", password=PASSWORD, role_id=alias_role.role.id
+        )
         ids |= {
             "session_id": session_id,
             "key_id": key.key.id,
             "ssh_key_id": ssh_key.id,
             "alias_role_id": alias_role.role.id,
+            "alias_id": alias.alias.id,
         }
     return World(**ids)
 
@@ -437,6 +451,10 @@ ARGS: dict[str, Arg] = {
     "ssh_keys.key_id": lambda w, s: w.ssh_key_id,
     "ssh_keys.public_key": lambda w, s: SSH_PUBLIC_KEY_2,
     "role_id": lambda w, s: w.alias_role_id,
+    "alias_id": lambda w, s: w.alias_id,
+    "aliases.key_id": lambda w, s: w.ssh_key_id,
+    "aliases.public_key": lambda w, s: SSH_PUBLIC_KEY_2,
+    "aliases.changes": lambda w, s: {"active": False},
     "session_id": lambda w, s: w.session_id,
     "invitation_id": lambda w, s: w.invitation_id,
     "s": lambda w, s: s.get(SharedResource, w.shared_id),

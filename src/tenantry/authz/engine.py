@@ -289,6 +289,76 @@ def _intern(perms: frozenset[str]) -> frozenset[str]:
     return _INTERNED.setdefault(perms, perms)
 
 
+# --- alias users ---------------------------------------------------------------------------------
+
+# Security: delegation stops at one level. An alias never creates aliases and never steps into
+# another account, whatever its alias role or its parent says (issue 10).
+NOT_FOR_ALIASES = frozenset({"alias.manage", "impersonate"})
+
+
+@dataclass(frozen=True)
+class AliasFacts:
+    """What bounds an alias user: its parent, its alias role, its resource assignments."""
+
+    parent_id: uuid.UUID
+    parent_superadmin: bool
+    role_permissions: frozenset[str]
+    # tenant → assigned resources there; empty: every resource of the parent's.
+    assigned: dict[uuid.UUID, frozenset[uuid.UUID]]
+
+
+def alias_facts(session: Session, alias_id: uuid.UUID) -> AliasFacts | None:
+    """Cached per authorization version: changing the alias, its role or assignments bumps it."""
+    key = ("a", alias_id.int)
+    hit = cache.get(session, key)
+    if hit is not None:
+        return hit or None
+    u, parent, ar, res = core.users, core.users.alias("parent"), core.alias_roles, core.alias_resources
+    row = session.execute(
+        select(u.c.parent_id, parent.c.is_superadmin, ar.c.permissions)
+        .join(parent, (parent.c.id == u.c.parent_id) & core.live(parent))
+        .outerjoin(ar, (ar.c.id == u.c.alias_role_id) & core.live(ar))
+        .where(u.c.id == alias_id, core.live(u))
+    ).first()
+    facts: AliasFacts | None = None
+    if row is not None:
+        assigned: dict[uuid.UUID, set[uuid.UUID]] = {}
+        for tid, rid in session.execute(
+            select(res.c.tenant_id, res.c.resource_id).where(res.c.alias_id == alias_id)
+        ):
+            assigned.setdefault(tid, set()).add(rid)
+        facts = AliasFacts(
+            row.parent_id,
+            bool(row.is_superadmin),
+            frozenset(p for p in (row.permissions or []) if p in CATALOG and p not in NOT_FOR_ALIASES),
+            {t: frozenset(r) for t, r in assigned.items()},
+        )
+    cache.put(session, key, facts or False)
+    return facts
+
+
+def _alias_permissions(
+    session: Session, alias_id: uuid.UUID, tenant_id: uuid.UUID | None, resource_id: uuid.UUID | None
+) -> frozenset[str]:
+    """The ceiling: the alias role ∩ the parent's effective permissions at this very scope,
+    restricted to the assigned resources (if any): with assignments, resource permissions hold
+    only on those resources (and their children), never tenant-wide, and only in their tenants."""
+    af = alias_facts(session, alias_id)
+    if af is None:
+        return frozenset()
+    parent = _user_permissions(session, af.parent_id, af.parent_superadmin, tenant_id, resource_id)
+    perms = af.role_permissions & parent
+    if af.assigned and tenant_id is not None:
+        mine = af.assigned.get(tenant_id)
+        if not mine:
+            return frozenset()
+        if resource_id is None:
+            perms = frozenset(p for p in perms if "resource" not in CATALOG[p].scopes)
+        elif not mine.intersection(ancestors(session, tenant_id, resource_id)):
+            return frozenset()
+    return perms
+
+
 def effective_permissions(
     session: Session, principal: Principal, tenant_id: uuid.UUID | None, resource_id: uuid.UUID | None = None
 ) -> frozenset[str]:
@@ -304,10 +374,11 @@ def effective_permissions(
     if principal.kind == "anonymous" or principal.user_id is None:
         return frozenset()
     _refuse_unfinished_2fa(principal)
-    perms = _user_permissions(session, principal.user_id, principal.is_superadmin, tenant_id, resource_id)
-    if principal.ceiling_user_id is not None:
+    if principal.kind == "alias":
         # Alias users: never more than the parent holds, checked on every decision.
-        perms &= _user_permissions(session, principal.ceiling_user_id, False, tenant_id, resource_id)
+        perms = _alias_permissions(session, principal.user_id, tenant_id, resource_id)
+    else:
+        perms = _user_permissions(session, principal.user_id, principal.is_superadmin, tenant_id, resource_id)
     perms = _intern(frozenset(p for p in perms if caller_limit(principal, p, tenant_id) is None))
     cache.put(session, key, perms)
     return perms
@@ -400,6 +471,42 @@ def require_held(
         )
 
 
+def require_key_scope(
+    session: Session, principal: Principal, scope: str, tenant_id: uuid.UUID | None
+) -> None:
+    """No escalation by key: a key acts as its owner (an alias's keys as the alias, under the
+    same ceiling), and an alias mints a `read_write` key only if its ceiling lets it write
+    somewhere the key may act (globally, in its parent's tenants, on its assigned resources)."""
+    mark_decided("no_escalation")
+    if principal.kind != "alias" or scope == "read" or principal.user_id is None:
+        return
+    af = alias_facts(session, principal.user_id)
+    scopes: list[tuple[uuid.UUID | None, uuid.UUID | None]] = []
+    if af is not None:
+        if tenant_id is None:
+            scopes.append((None, None))
+            with scoping.cross_tenant(session):  # narrowed to the parent's own memberships
+                tenants = session.scalars(
+                    select(_m.c.tenant_id).where(_m.c.user_id == af.parent_id, core.live(_m))
+                )
+                scopes += [(t, None) for t in tenants]
+        else:
+            scopes.append((tenant_id, None))
+        scopes += [(t, r) for t, rids in af.assigned.items() if tenant_id in (None, t) for r in sorted(rids)]
+    for t, r in scopes:
+        if any(not CATALOG[p].read_only for p in effective_permissions(session, principal, t, r)):
+            return
+    raise _refuse(
+        session,
+        principal,
+        ("read_write",),
+        tenant_id,
+        None,
+        "your alias role and your parent's permissions allow no writes here: only a read key",
+        code="escalation_denied",
+    )
+
+
 def require_grantable(
     session: Session,
     principal: Principal,
@@ -469,14 +576,28 @@ def visible_filter(
         return false()
     if caller_limit(principal, perm, tenant_id) is not None:
         return false()
-    capped = principal.ceiling_user_id is not None
-    # With a ceiling, `check` above may have failed on the parent's side only: the alias's own
-    # tenant-wide grant still counts, and the parent's subtree then bounds it.
-    cond = _granted_subtree(session, principal.user_id, perm, tenant_id, column, capped)
-    if principal.ceiling_user_id is not None:
-        cond = cond & _granted_subtree(
-            session, principal.ceiling_user_id, perm, tenant_id, column, True, name="ceiling"
-        )
+    if principal.kind == "alias":
+        return _alias_visible(session, principal.user_id, perm, tenant_id, column)
+    return _granted_subtree(session, principal.user_id, perm, tenant_id, column)
+
+
+def _alias_visible(
+    session: Session, alias_id: uuid.UUID, perm: str, tenant_id: uuid.UUID, column: Any
+) -> ColumnElement[bool]:
+    """The alias's list filter, capped like its decisions: the alias role must name `perm`, the
+    parent must see the row, and with assignments the row must lie under an assigned resource."""
+    af = alias_facts(session, alias_id)
+    if af is None or perm not in af.role_permissions:
+        return false()
+    mine = af.assigned.get(tenant_id) if af.assigned else None
+    if af.assigned and not mine:
+        return false()
+    cond = _granted_subtree(
+        session, af.parent_id, perm, tenant_id, column, True, "ceiling", af.parent_superadmin
+    )
+    if mine:
+        base = select(_r.c.id).where(core.in_tenant(_r, tenant_id), _r.c.id.in_(sorted(mine)))
+        cond = cond & _subtree(tenant_id, base, column, f"assigned_{perm.replace('.', '_')}")
     return cond
 
 
@@ -488,8 +609,9 @@ def _granted_subtree(
     column: Any,
     tenant_wide_ok: bool = False,
     name: str = "covered",
+    is_superadmin: bool = False,
 ) -> ColumnElement[bool]:
-    if tenant_wide_ok and perm in _user_permissions(session, user_id, False, tenant_id, None):
+    if tenant_wide_ok and perm in _user_permissions(session, user_id, is_superadmin, tenant_id, None):
         return true()
     if not is_member(session, user_id, tenant_id):
         return false()
@@ -502,9 +624,14 @@ def _granted_subtree(
         _principal_match(_g, user_id, groups),
     )
     base = select(_r.c.id).where(core.in_tenant(_r, tenant_id), _r.c.id.in_(granted))
+    return _subtree(tenant_id, base, column, f"{name}_{perm.replace('.', '_')}")
+
+
+def _subtree(tenant_id: uuid.UUID, base: Any, column: Any, name: str) -> ColumnElement[bool]:
+    """`column` lies in the resources `base` selects or under them (a recursive CTE)."""
     # One statement may hold several of these (one per resource type, alias and ceiling): each
     # CTE needs its own name.
-    tree = base.cte(f"{name}_{perm.replace('.', '_')}", recursive=True)
+    tree = base.cte(name, recursive=True)
     child = _r.alias("child")
     tree = tree.union_all(
         select(child.c.id).join(tree, child.c.parent_id == tree.c.id).where(core.in_tenant(child, tenant_id))
@@ -513,11 +640,23 @@ def _granted_subtree(
     return covered
 
 
+@dataclass(frozen=True)
+class AliasHalves:
+    """An alias's decision in its two halves: what its alias role allows, what its parent holds."""
+
+    parent_id: uuid.UUID
+    role_allows: bool
+    parent_holds: bool
+    parent_grants: list[GrantFact]
+    restricted_to_resources: bool
+
+
 @dataclass
 class Explanation:
     allowed: bool
     grants: list[GrantFact]
     reasons: list[str]
+    alias: AliasHalves | None = None
 
 
 def explain(
@@ -533,6 +672,8 @@ def explain(
     reasons: list[str] = []
     if principal.user_id is None:
         return Explanation(False, [], ["not signed in"])
+    if principal.kind == "alias":
+        return _explain_alias(session, principal, perm, tenant_id, resource_id, allowed)
     if principal.is_superadmin:
         return Explanation(True, [GrantFact("superadmin", "global")], ["superadmin holds every permission"])
     facts = gather(session, principal.user_id, tenant_id, resource_id)
@@ -549,3 +690,38 @@ def explain(
     if allowed:
         reasons = [f"granted by {len(helping)} grant(s)"]
     return Explanation(allowed, helping if allowed else [], reasons)
+
+
+def _explain_alias(
+    session: Session,
+    principal: Principal,
+    perm: str,
+    tenant_id: uuid.UUID | None,
+    resource_id: uuid.UUID | None,
+    allowed: bool,
+) -> Explanation:
+    assert principal.user_id is not None
+    af = alias_facts(session, principal.user_id)
+    if af is None:
+        return Explanation(False, [], ["the alias or its parent is gone"])
+    role_allows = perm in af.role_permissions
+    parent = explain(
+        session,
+        Principal(kind="user", user_id=af.parent_id, is_superadmin=af.parent_superadmin),
+        perm,
+        tenant_id,
+        resource_id,
+    )
+    reasons: list[str] = []
+    if not role_allows:
+        reasons.append(f"the alias role does not include {perm}")
+    if not parent.allowed:
+        reasons.append("the parent does not hold it here (the alias ceiling)")
+        reasons += [f"parent: {r}" for r in parent.reasons]
+    if role_allows and parent.allowed and not allowed:
+        limit = caller_limit(principal, perm, tenant_id)
+        reasons.append(limit.reason if limit else "outside the resources assigned to the alias")
+    if allowed:
+        reasons = ["the alias role allows it and the parent holds it"]
+    halves = AliasHalves(af.parent_id, role_allows, parent.allowed, parent.grants, bool(af.assigned))
+    return Explanation(allowed, parent.grants if allowed else [], reasons, halves)

@@ -8,7 +8,7 @@ from sqlalchemy import ColumnElement, false, select, true
 from sqlalchemy.orm import Session
 
 from tenantry.authz.catalog import Perm
-from tenantry.authz.engine import caller_limit, check, is_member, mark_decided
+from tenantry.authz.engine import alias_facts, caller_limit, check, is_member, mark_decided
 from tenantry.authz.principal import Principal
 from tenantry.db import core
 from tenantry.db.tables import Tenant
@@ -27,6 +27,14 @@ def can_see_tenant(session: Session, principal: Principal, tenant_id: uuid.UUID)
     if check(session, principal, Perm.TENANT_READ, tenant_id) or sees_all_tenants(session, principal):
         return True
     # A member always sees the tenant itself, even when their only grants are on resources.
+    if principal.kind == "alias" and principal.user_id is not None:
+        # An alias works in its parent's tenants (with assignments: those holding them).
+        af = alias_facts(session, principal.user_id)
+        return (
+            af is not None
+            and (not af.assigned or tenant_id in af.assigned)
+            and is_member(session, af.parent_id, tenant_id)
+        )
     return principal.user_id is not None and is_member(session, principal.user_id, tenant_id)
 
 
@@ -41,11 +49,17 @@ def tenant_filter(session: Session, principal: Principal) -> ColumnElement[bool]
         return true()
     if principal.user_id is None:
         return Tenant.id.is_(None)
-    return Tenant.id.in_(_member_tenants(principal))
+    if principal.kind == "alias":
+        af = alias_facts(session, principal.user_id)
+        if af is None:
+            return false()
+        cond = Tenant.id.in_(_member_tenants(af.parent_id))
+        return cond & Tenant.id.in_(sorted(af.assigned)) if af.assigned else cond
+    return Tenant.id.in_(_member_tenants(principal.user_id))
 
 
-def _member_tenants(principal: Principal):  # type: ignore[no-untyped-def]
+def _member_tenants(user_id: uuid.UUID):  # type: ignore[no-untyped-def]
     # Core table, not the mapped class: the membership subquery must span tenants, and it
-    # is narrowed to the principal's own user id right here.
+    # is narrowed to one user id (the principal's own, or an alias's parent's) right here.
     m = core.memberships
-    return select(m.c.tenant_id).where(m.c.user_id == principal.user_id, core.live(m))
+    return select(m.c.tenant_id).where(m.c.user_id == user_id, core.live(m))

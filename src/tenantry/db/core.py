@@ -13,6 +13,8 @@ import uuid
 from sqlalchemy import ColumnElement, FromClause, Table, and_
 
 from tenantry.db.tables import (
+    AliasResource,
+    AliasRole,
     GlobalGrant,
     Grant,
     Group,
@@ -22,8 +24,11 @@ from tenantry.db.tables import (
     ResourceUniqueValue,
     Role,
     TenantRole,
+    User,
 )
 
+alias_resources: Table = AliasResource.__table__  # type: ignore[assignment]
+alias_roles: Table = AliasRole.__table__  # type: ignore[assignment]
 grants: Table = Grant.__table__  # type: ignore[assignment]
 global_grants: Table = GlobalGrant.__table__  # type: ignore[assignment]
 group_members: Table = GroupMember.__table__  # type: ignore[assignment]
@@ -33,6 +38,7 @@ resources: Table = Resource.__table__  # type: ignore[assignment]
 resource_unique_values: Table = ResourceUniqueValue.__table__  # type: ignore[assignment]
 roles: Table = Role.__table__  # type: ignore[assignment]
 tenant_roles: Table = TenantRole.__table__  # type: ignore[assignment]
+users: Table = User.__table__  # type: ignore[assignment]
 
 
 def live(table: FromClause) -> ColumnElement[bool]:

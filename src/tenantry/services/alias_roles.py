@@ -18,7 +18,7 @@ from tenantry.authz import CATALOG, Perm
 from tenantry.authz import cache as authz_cache
 from tenantry.authz import engine as authz
 from tenantry.db import scoping
-from tenantry.db.tables import AliasRole, Membership, Resource
+from tenantry.db.tables import AliasRole, Membership, Resource, User
 from tenantry.db.types import utcnow
 from tenantry.errors import Conflict, Invalid, NotFound, PreconditionFailed
 from tenantry.services import audit
@@ -241,8 +241,9 @@ def update_alias_role(
 
 
 def delete_alias_role(ctx: ServiceContext, role_id: uuid.UUID) -> None:
-    # TODO(#10): refuse (409) while alias users hold the role, once alias users exist.
     role = _find(ctx, _parent(ctx), role_id)
+    if ctx.session.scalar(select(User.id).where(User.alias_role_id == role.id).limit(1)) is not None:
+        raise Conflict("alias users hold this role: give them another one first", code="alias_role_in_use")
     role.deleted_at = utcnow()
     ctx.session.flush()
     audit.record(

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 
 from tenantry.authz import visibility
-from tenantry.authz.engine import require_authenticated, require_session
+from tenantry.authz.engine import require_authenticated, require_key_scope, require_session
 from tenantry.db.tables import ApiKey, Tenant
 from tenantry.db.types import utcnow
 from tenantry.errors import Invalid, NotFound
@@ -64,6 +64,7 @@ def create_key(
     ):
         # Security: the same answer as for a tenant that does not exist.
         raise NotFound("tenant")
+    require_key_scope(ctx.session, ctx.principal, scope, tenant_id)
     token = tokens.new_token(TOKEN_PREFIX_API_KEY)
     key = ApiKey(
         user_id=ctx.principal.user_id,

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import aliased
 
 from tenantry.authz import Principal
 from tenantry.authz import cache as authz_cache
@@ -117,6 +118,10 @@ def login(
         ctx.commit()
         raise Unauthenticated(detail, code=code)
 
+    if user is not None and user.parent_id is not None and password_ok and user.active:
+        parent = ctx.session.get(User, user.parent_id)
+        if parent is None or not parent.active:
+            fail("parent_inactive")  # an alias signs in only while its parent may
     if user is None or not password_ok or not user.active or user.password_hash is None:
         fail("unknown_email" if user is None else "bad_password" if not password_ok else "inactive")
     assert user is not None and user.password_hash is not None
@@ -153,13 +158,7 @@ def login(
         )
     clear_throttle(ctx, email_n)
     issued = open_session(ctx, user, cookie=cookie)
-    ctx.principal = Principal(
-        kind="user",
-        user_id=user.id,
-        label=user.email,
-        is_superadmin=user.is_superadmin,
-        session_id=issued.session_id,
-    )
+    ctx.principal = _principal_of(user, label=user.email, session_id=issued.session_id)
     audit.record(
         ctx,
         "auth.login",
@@ -260,8 +259,10 @@ def authenticate(
             AuthSession.csrf_hash,
             AuthSession.restricted,
             authz_cache.version_column().label("authz_version"),
+            _PARENT.active.label("parent_active"),
         )
         .join(User, User.id == AuthSession.user_id)
+        .outerjoin(_PARENT, _PARENT.id == User.parent_id)
         .where(AuthSession.token_hash == tokens.digest(token))
     ).first()
     now = utcnow()
@@ -272,7 +273,7 @@ def authenticate(
         sess.revoked_at is not None
         or sess.expires_at <= now
         or sess.idle_expires_at <= now
-        or not user.active
+        or not _may_act(user, row.parent_active)
     ):
         raise Unauthenticated("token is not valid", code="invalid_token")
     _keep_signed_in_user(ctx, user)
@@ -293,14 +294,24 @@ def authenticate(
             .where(AuthSession.id == sess.id, AuthSession.last_seen_at < now - _TOUCH_EVERY)
             .values(last_seen_at=now, idle_expires_at=min(now + idle, sess.expires_at)),
         )
-    return Principal(
-        kind="user",
-        user_id=user.id,
-        label=user.email,
-        is_superadmin=user.is_superadmin,
-        session_id=sess.id,
-        restricted=sess.restricted,
-    )
+    return _principal_of(user, label=user.email, session_id=sess.id, restricted=sess.restricted)
+
+
+# The parent of an alias user, read in the same query as the token (no extra round trip).
+_PARENT = aliased(User, name="parent_user")
+
+
+def _may_act(user: User, parent_active: bool | None) -> bool:
+    """An active user; an alias only while its parent is active and not in the trash (the trash
+    filter keeps a deleted parent out of the outer join, so `parent_active` is then None)."""
+    return user.active and (user.parent_id is None or parent_active is True)
+
+
+def _principal_of(user: User, **kw: Any) -> Principal:
+    """A user acts as itself; an alias user acts under its parent's ceiling (the engine caps it)."""
+    if user.parent_id is not None:
+        return Principal(kind="alias", user_id=user.id, ceiling_user_id=user.parent_id, **kw)
+    return Principal(kind="user", user_id=user.id, is_superadmin=user.is_superadmin, **kw)
 
 
 def _keep_signed_in_user(ctx: ServiceContext, user: User) -> None:
@@ -324,8 +335,10 @@ def _authenticate_key(ctx: ServiceContext, token: str) -> Principal:
             ApiKey.expires_at,
             ApiKey.last_used_at,
             authz_cache.version_column().label("authz_version"),
+            _PARENT.active.label("parent_active"),
         )
         .join(User, User.id == ApiKey.user_id)
+        .outerjoin(_PARENT, _PARENT.id == User.parent_id)
         .where(ApiKey.token_hash == tokens.digest(token))
     ).first()
     now = utcnow()
@@ -334,7 +347,7 @@ def _authenticate_key(ctx: ServiceContext, token: str) -> Principal:
     user, key = row[0], row
     # Security: a key dies with its owner's access (deactivated or deleted owner → the join is
     # filtered or `active` is false).
-    if key.revoked_at is not None or key.expires_at <= now or not user.active:
+    if key.revoked_at is not None or key.expires_at <= now or not _may_act(user, row.parent_active):
         raise Unauthenticated("API key is not valid", code="invalid_token")
     _keep_signed_in_user(ctx, user)
     authz_cache.prime(ctx.session, row.authz_version)
@@ -348,11 +361,9 @@ def _authenticate_key(ctx: ServiceContext, token: str) -> Principal:
             )
             .values(last_used_at=now),
         )
-    return Principal(
-        kind="user",
-        user_id=user.id,
+    return _principal_of(
+        user,
         label=f"{user.email} (key {key.name})",
-        is_superadmin=user.is_superadmin,
         key_id=key.id,
         key_scope="read" if key.scope == "read" else "read_write",
         key_tenant_id=key.tenant_id,

@@ -81,6 +81,13 @@ def _check_principal(ctx: ServiceContext, ptype: str, pid: uuid.UUID) -> None:
         user = ctx.session.get(User, pid)
         if user is None or user.deleted_at is not None:
             raise Invalid("no such user", code="unknown_principal", field="principal.id")
+        if user.parent_id is not None:
+            # An alias's alias role (under its parent's ceiling) is all it may do: no grants.
+            raise Invalid(
+                "alias users hold no grants; change their alias role",
+                code="alias_not_grantable",
+                field="principal.id",
+            )
         if ctx.tenant is not None and not authz_engine.is_member(ctx.session, pid, ctx.tenant.id):
             raise Invalid(
                 "the user is not a member of this tenant", code="not_a_member", field="principal.id"

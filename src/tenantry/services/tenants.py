@@ -114,7 +114,9 @@ def enter_tenant(ctx: ServiceContext, ref: str) -> Tenant:
         tenant = find_visible(ctx, ref)
     except NotFound:
         user_id = ctx.principal.user_id
-        if user_id and not ctx.principal.is_superadmin and not users.user_tenants(ctx, user_id):
+        # An alias holds no memberships of its own: it works in its parent's tenants.
+        alias = ctx.principal.kind == "alias"
+        if user_id and not alias and not ctx.principal.is_superadmin and not users.user_tenants(ctx, user_id):
             raise PermissionDenied("you have no access to any tenant", code="no_tenant") from None
         raise
     ctx.enter(tenant)

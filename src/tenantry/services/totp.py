@@ -142,13 +142,15 @@ def regenerate_recovery_codes(ctx: ServiceContext, *, code: str) -> list[str]:
 
 
 def requires_2fa(ctx: ServiceContext, user: User) -> bool:
-    """True when any tenant the user belongs to demands 2FA."""
+    """True when any tenant the user belongs to demands 2FA (for an alias: its parent's tenants,
+    where it works)."""
     m = core.memberships
+    member = user.parent_id or user.id
     stmt = (
         select(Tenant.id)
         .where(
             Tenant.require_2fa.is_(True),
-            Tenant.id.in_(select(m.c.tenant_id).where(m.c.user_id == user.id, core.live(m))),
+            Tenant.id.in_(select(m.c.tenant_id).where(m.c.user_id == member, core.live(m))),
         )
         .limit(1)
     )

@@ -233,9 +233,15 @@ def update_user(ctx: ServiceContext, user: User, changes: dict[str, Any]) -> Use
 
 
 def _family(user: User) -> trash.Family:
-    """The user and what is theirs: memberships, their grants, API keys, SSH keys, alias roles."""
+    """The user and what is theirs: memberships, their grants, API keys, SSH keys, alias roles,
+    and their live alias users with those aliases' keys (restored with the parent's batch)."""
+    aliases = (User.parent_id == user.id) & User.deleted_at.is_(None)
+    alias_ids = select(User.id).where(aliases).scalar_subquery()
     return trash.Family(
         [
+            (ApiKey, ApiKey.user_id.in_(alias_ids) & ApiKey.deleted_at.is_(None)),
+            (SshKey, SshKey.user_id.in_(alias_ids) & SshKey.deleted_at.is_(None)),
+            (User, aliases),
             (Membership, Membership.user_id == user.id),
             (Grant, (Grant.principal_type == "user") & (Grant.principal_id == user.id)),
             (ApiKey, ApiKey.user_id == user.id),
@@ -249,7 +255,9 @@ def _family(user: User) -> trash.Family:
 def deletion_impact(ctx: ServiceContext, user: User) -> dict[str, int]:
     ctx.require(Perm.USER_MANAGE, global_scope=True)
     counts = _family(user).counts(ctx)
-    counts.pop("users", None)
+    aliases = counts.pop("users", 1) - 1  # the user itself, and its alias users
+    if aliases:
+        counts["aliases"] = aliases
     return counts
 
 

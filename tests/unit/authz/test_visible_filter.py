@@ -22,7 +22,17 @@ from tenantry.authz import cache as authz_cache
 from tenantry.authz.engine import visible_filter
 from tenantry.db import scoping
 from tenantry.db.session import Database
-from tenantry.db.tables import Grant, Group, GroupMember, Membership, Resource, Tenant, User
+from tenantry.db.tables import (
+    AliasResource,
+    AliasRole,
+    Grant,
+    Group,
+    GroupMember,
+    Membership,
+    Resource,
+    Tenant,
+    User,
+)
 from tenantry.ids import uuid7
 
 #   site ─┬─ host ──── service ─── alert
@@ -120,12 +130,18 @@ def world(clean_db: Database) -> World:
                     resource_id=w.ids["host2"],
                 )
             )
-            # The alias's own grant is acme-wide; its parent (the ceiling) only holds the host subtree.
-            s.add(Membership(tenant_id=acme, user_id=w.users["alias"]))
-            s.add(
-                Grant(tenant_id=acme, principal_type="user", principal_id=w.users["alias"], role_key="member")
-            )
             s.flush()
+        # The alias's role reads and updates hosts anywhere; its parent (the ceiling) only reads
+        # the host subtree.
+        role = AliasRole(
+            owner_id=w.users["subtree_viewer"], name="ops", permissions=["host.read", "host.update"]
+        )
+        s.add(role)
+        s.flush()
+        alias = s.get(User, w.users["alias"])
+        assert alias is not None
+        alias.parent_id, alias.alias_role_id = w.users["subtree_viewer"], role.id
+        s.flush()
         authz_cache.bump(s)
     return w
 
@@ -199,6 +215,22 @@ def test_visible_filter_caps_an_alias_at_its_parents_subtree(clean_db: Database,
     )
     assert visible(clean_db, world, alias, "host.read") == {"host", "service", "alert"}
     assert visible(clean_db, world, alias, "host.update") == set()  # the parent only reads
+    assert visible(clean_db, world, alias, "service.read") == set()  # the alias role lacks it
+
+
+def test_visible_filter_restricts_an_alias_to_its_assigned_resources(
+    clean_db: Database, world: World
+) -> None:
+    acme = world.tenants["acme"]
+    with clean_db.unit_of_work() as s:
+        s.add(AliasResource(alias_id=world.users["alias"], tenant_id=acme, resource_id=world.ids["service"]))
+        s.add(AliasResource(alias_id=world.users["alias"], tenant_id=acme, resource_id=world.ids["host2"]))
+        authz_cache.bump(s)
+    alias = Principal(
+        kind="alias", user_id=world.users["alias"], ceiling_user_id=world.users["subtree_viewer"]
+    )
+    # Assigned ∩ the parent's subtree: host2 is assigned but outside what the parent reads.
+    assert visible(clean_db, world, alias, "host.read") == {"service", "alert"}
 
 
 def test_visible_filter_sees_new_children_of_a_granted_resource(clean_db: Database, world: World) -> None:

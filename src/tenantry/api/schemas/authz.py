@@ -142,7 +142,18 @@ class ExplainGrantOut(BaseModel):
     via_group: uuid.UUID | None = None
 
 
+class ExplainAliasOut(BaseModel):
+    """For an alias user: both halves of the ceiling."""
+
+    parent_id: uuid.UUID
+    role_allows: bool = Field(description="its alias role names the permission")
+    parent_holds: bool = Field(description="its parent holds the permission at this scope")
+    parent_grants: list[ExplainGrantOut]
+    restricted_to_resources: bool
+
+
 class ExplainOut(BaseModel):
     allowed: bool
     grants: list[ExplainGrantOut]
     reasons: list[str]
+    alias: ExplainAliasOut | None = None

@@ -1,5 +1,6 @@
 """Mapped classes. Importing this package registers every table on `Base.metadata`."""
 
+from tenantry.db.tables.alias_resources import AliasResource
 from tenantry.db.tables.alias_roles import AliasRole
 from tenantry.db.tables.api_keys import ApiKey
 from tenantry.db.tables.audit import AuditEvent
@@ -22,6 +23,7 @@ from tenantry.db.tables.user_tokens import UserToken
 from tenantry.db.tables.users import User
 
 __all__ = [
+    "AliasResource",
     "AliasRole",
     "ApiKey",
     "AuditEvent",

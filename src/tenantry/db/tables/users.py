@@ -37,6 +37,14 @@ class User(Timestamped, SoftDeletable, Base):
     totp_enabled_at: Mapped[datetime | None] = mapped_column(default=None)
     totp_last_step: Mapped[int | None] = mapped_column(default=None)
     recovery_code_hashes: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    # Alias users (DESIGN §1): a parent user and the alias role that, capped by the parent's own
+    # permissions, says what the alias may do. Both NULL for ordinary users.
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), default=None, index=True
+    )
+    alias_role_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("alias_roles.id", ondelete="SET NULL", use_alter=True), default=None
+    )
     version: Mapped[int] = mapped_column(default=1)
 
     __mapper_args__ = {"version_id_col": version}
