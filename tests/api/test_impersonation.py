@@ -328,3 +328,19 @@ def test_token_is_not_accepted_as_a_cookie(client, api, personas, enabled):
         _problem(anonymous.get(ME), 401, "invalid_token")
     finally:
         client.cookies.clear()
+
+
+def test_reads_under_the_token_leave_a_trace_with_both_names(api, client, db, personas, enabled):
+    token = _start(api, personas, target="acme_member")
+    assert client.get(ME, headers=_auth(token)).status_code == 200
+    assert client.get("/api/v1/tenants/acme", headers=_auth(token)).status_code == 200
+    events = _events(db, "impersonation.request")
+    assert [e.after["path"] for e in events] == [ME, "/api/v1/tenants/acme"]
+    assert {(e.actor_id, e.impersonator_id) for e in events} == {
+        (personas.users["acme_member"].id, personas.users["superadmin"].id)
+    }
+    # A refused token leaves none.
+    with db.unit_of_work() as s:
+        s.execute(update(Impersonation).values(ended_at=utcnow()))
+    _problem(client.get(ME, headers=_auth(token)), 401, "invalid_token")
+    assert len(_events(db, "impersonation.request")) == 2

@@ -77,6 +77,7 @@ PUBLIC = {
 BUILDING_BLOCKS = {
     "api_keys.revoke_all_of_user": "deactivating a user (update_user), after user.manage",
     "audit.record": "the one audit writer, called by every change after that change's check",
+    "audit.record_apart": "the same writer in its own transaction, for reads under an impersonation token",
     "audit.note_hidden": "a log line (no row) after a lookup has already decided to answer 404",
     "auth.open_session": "after the password (login) or the invitation link (accept_invitation)",
     "auth.clear_throttle": "after a successful login or password reset",

@@ -23,6 +23,7 @@ from tenantry.authz import Principal
 from tenantry.authz import cache as authz_cache
 from tenantry.authz import engine as authz
 from tenantry.db import scoping
+from tenantry.db.engine import sqlite_write_intent
 from tenantry.db.tables import Impersonation, Membership, Tenant, User
 from tenantry.db.types import utcnow
 from tenantry.errors import Conflict, Invalid, NotFound, Unauthenticated
@@ -190,7 +191,7 @@ def authenticate_token(ctx: ServiceContext, token: str) -> Principal:
     authz_cache.prime(ctx.session, row.authz_version)
     # TODO(issue 10 item 2, alias users): an alias target is built as the alias principal
     # (kind "alias", ceiling = its parent), exactly as its own sign-in builds it.
-    return Principal(
+    principal = Principal(
         kind="user",
         user_id=user.id,
         label=user.email,
@@ -199,6 +200,18 @@ def authenticate_token(ctx: ServiceContext, token: str) -> Principal:
         impersonator_id=row.real_id,
         key_scope="read" if row.read_only else "read_write",
     )
+    if not sqlite_write_intent.get():
+        # A read under the token leaves a trace too (what was looked at, by whom, as whom). A
+        # write is audited by its own event, with both names, in its own transaction.
+        ctx.principal = principal
+        audit.record_apart(
+            ctx,
+            "impersonation.request",
+            target_type="impersonation",
+            target_id=row.id,
+            after={"path": ctx.meta.path},
+        )
+    return principal
 
 
 def _record_everywhere(ctx: ServiceContext, action: str, target: User, after: dict[str, Any]) -> None:
