@@ -141,6 +141,9 @@ def test_start_deactivated_user_409(api, db, personas, enabled):
         ({"minutes": 61}, "minutes_out_of_range"),
         ({"minutes": 0}, "validation_error"),
         ({"minutes": "ten"}, "validation_error"),
+        ({"minutes": "10"}, "validation_error"),
+        ({"minutes": 10.5}, "validation_error"),
+        ({"read_only": "yes"}, "validation_error"),
         ({"reason": ""}, "validation_error"),
         ({"reason": "   "}, "validation_error"),
         ({"reason": "two\nlines"}, "validation_error"),
@@ -157,7 +160,7 @@ def test_start_bad_input_422_nothing_written(api, db, personas, enabled, extra, 
 
 def test_start_minutes_cap_follows_the_setting(api, personas, enabled):
     enabled.impersonation_max_minutes = 120
-    _start(api, personas, minutes=120)
+    _start(api, personas, minutes=120.0)  # JSON's integer: 120.0 is 120
     body = _problem(
         api("superadmin").post(BASE, json=_body(personas.users["acme_admin"].id, minutes=121)),
         422,
