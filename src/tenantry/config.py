@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     smtp_timeout_seconds: float = Field(default=10.0, gt=0)
     mail_max_attempts: int = Field(default=8, ge=1)
     trash_retention_days: int = Field(default=30, ge=0)
+    # Impersonation (assume a user's identity, DESIGN §1): off unless switched on, and how long
+    # one may last at most.
+    impersonation: bool = False
+    impersonation_max_minutes: int = Field(default=60, ge=1, le=24 * 60)
     # Who may read /metrics: peers in these addresses/networks (comma-separated; empty = nobody
     # by address), or anyone sending `Authorization: Bearer <metrics_token>`.
     metrics_allow: Annotated[tuple[IPNetwork, ...], NoDecode] = (

@@ -9,6 +9,7 @@ import uuid
 
 TOKEN_PREFIX_SESSION = "tnt_ses_"
 TOKEN_PREFIX_API_KEY = "tnt_pat_"
+TOKEN_PREFIX_IMPERSONATION = "tnt_imp_"
 
 _lock = threading.Lock()
 _last = 0

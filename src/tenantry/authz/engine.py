@@ -18,7 +18,7 @@ from sqlalchemy import ColumnElement, false, literal, or_, select, true
 from sqlalchemy.orm import Session
 
 from tenantry.authz import cache
-from tenantry.authz.catalog import CATALOG, info
+from tenantry.authz.catalog import CATALOG, Perm, info
 from tenantry.authz.principal import Principal
 from tenantry.authz.roles import BUILTIN_ROLES
 from tenantry.db import core, scoping
@@ -392,6 +392,7 @@ class CallerLimit:
 
 _KEY_TENANT = CallerLimit("permission_denied", "the API key is restricted to another tenant")
 _KEY_READ = CallerLimit("key_read_only", "this API key may only read")
+_IMPERSONATION_READ = CallerLimit("impersonation_read_only", "this impersonation may only read")
 
 
 def caller_limit(principal: Principal, perm: str, tenant_id: uuid.UUID | None) -> CallerLimit | None:
@@ -399,12 +400,12 @@ def caller_limit(principal: Principal, perm: str, tenant_id: uuid.UUID | None) -
 
     The one place for the API key's rules: a key restricted to one tenant acts nowhere else; a
     `read` key uses only permissions the catalog marks read-only, whatever the HTTP method of
-    the route that asks.
+    the route that asks. A read-only impersonation is held to the same rule.
     """
     if principal.key_tenant_id is not None and tenant_id != principal.key_tenant_id:
         return _KEY_TENANT
     if principal.key_scope == "read" and not CATALOG[perm].read_only:
-        return _KEY_READ
+        return _IMPERSONATION_READ if principal.impersonator_id is not None else _KEY_READ
     return None
 
 
@@ -539,7 +540,8 @@ def require_authenticated(
     if not during_2fa_setup:
         _refuse_unfinished_2fa(principal)
     if writes and principal.key_scope == "read":
-        raise PermissionDenied("this API key may only read", code="key_read_only")
+        limit = _IMPERSONATION_READ if principal.impersonator_id is not None else _KEY_READ
+        raise PermissionDenied(limit.reason, code=limit.code)
 
 
 def require_session(principal: Principal, what: str, *, during_2fa_setup: bool = False) -> None:
@@ -551,6 +553,10 @@ def require_session(principal: Principal, what: str, *, during_2fa_setup: bool =
     require_authenticated(principal, during_2fa_setup=during_2fa_setup)
     if principal.key_id is not None or principal.user_id is None:
         raise PermissionDenied(f"{what} from a signed-in session", code="session_required")
+    if principal.impersonator_id is not None:
+        # Security: whoever acts as a user never takes over their account (password, email,
+        # second factor, sessions, keys): only the user's own sign-in does that.
+        raise PermissionDenied(f"nobody may {what} while impersonating", code="impersonation_restricted")
 
 
 def require_superadmin(principal: Principal, what: str, *, code: str = "superadmin_required") -> None:
@@ -558,6 +564,97 @@ def require_superadmin(principal: Principal, what: str, *, code: str = "superadm
     mark_decided("superadmin")
     if not principal.is_superadmin:
         raise PermissionDenied(f"only superadmins {what}", code=code)
+
+
+# --- impersonation --------------------------------------------------------------------------------
+
+
+def may_impersonate(
+    *,
+    impersonator_id: uuid.UUID,
+    impersonator_is_superadmin: bool,
+    target_id: uuid.UUID,
+    target_is_superadmin: bool,
+    target_parent_id: uuid.UUID | None = None,
+) -> bool:
+    """Who may act as whom: a superadmin as any non-superadmin; nobody as a superadmin or as itself.
+
+    Asked when an impersonation starts and again on every request under its token: the token
+    dies as soon as the answer turns to no (the impersonator lost the superadmin flag, the
+    target gained it).
+    """
+    if target_id == impersonator_id or target_is_superadmin:
+        return False
+    # TODO(issue 10 item 2, alias users): a parent may impersonate its own aliases. When aliases
+    # exist, the caller passes the target's parent and this becomes:
+    #     return impersonator_is_superadmin or target_parent_id == impersonator_id
+    # (and `require_impersonation_start` lets a user who has aliases through).
+    return impersonator_is_superadmin
+
+
+def require_impersonation_start(session: Session, principal: Principal, *, enabled: bool) -> None:
+    """May this principal start impersonating anyone at all? Asked before the target is looked up,
+    so that the answer tells a caller without the right nothing about which accounts exist.
+    """
+    mark_decided(Perm.IMPERSONATE)
+    if not enabled:
+        raise PermissionDenied("impersonation is not enabled here", code="impersonation_disabled")
+    require_authenticated(principal)
+    if principal.impersonator_id is not None:
+        raise PermissionDenied("an impersonation cannot start another one", code="impersonation_nested")
+    if principal.key_id is not None or principal.user_id is None:
+        raise PermissionDenied("impersonate from a signed-in session", code="session_required")
+    # TODO(issue 10 item 2, alias users): a parent of aliases passes here too (see may_impersonate).
+    if not (principal.is_superadmin and check(session, principal, Perm.IMPERSONATE, None)):
+        raise _refuse(
+            session,
+            principal,
+            (Perm.IMPERSONATE,),
+            None,
+            None,
+            "only superadmins may impersonate",
+            code="impersonation_denied",
+            permission=Perm.IMPERSONATE,
+        )
+
+
+def require_impersonate(
+    session: Session,
+    principal: Principal,
+    target_id: uuid.UUID,
+    *,
+    target_is_superadmin: bool,
+    target_parent_id: uuid.UUID | None = None,
+) -> None:
+    """May this principal act as that user (after `require_impersonation_start`)?"""
+    mark_decided(Perm.IMPERSONATE)
+    assert principal.user_id is not None
+    if not may_impersonate(
+        impersonator_id=principal.user_id,
+        impersonator_is_superadmin=principal.is_superadmin,
+        target_id=target_id,
+        target_is_superadmin=target_is_superadmin,
+        target_parent_id=target_parent_id,
+    ):
+        raise _refuse(
+            session,
+            principal,
+            (Perm.IMPERSONATE,),
+            None,
+            None,
+            "this user cannot be impersonated (superadmins and oneself never are)",
+            code="impersonation_denied",
+            permission=Perm.IMPERSONATE,
+        )
+
+
+def require_impersonating(principal: Principal) -> None:
+    """Ending an impersonation is for its own token (read-only or not), and only for it."""
+    mark_decided("impersonating")
+    if not principal.authenticated:
+        raise Unauthenticated("sign in first")
+    if principal.impersonator_id is None:
+        raise PermissionDenied("this token is not an impersonation", code="not_impersonating")
 
 
 def visible_filter(

@@ -17,6 +17,7 @@ class Principal:
     label: str = ""
     is_superadmin: bool = False
     # Set for API keys: `read` keys may only use read permissions; a key may be tied to one tenant.
+    # A read-only impersonation has `key_scope="read"` too (and `impersonator_id`, no key).
     key_id: uuid.UUID | None = None
     key_scope: Literal["read", "read_write"] = "read_write"
     key_tenant_id: uuid.UUID | None = None

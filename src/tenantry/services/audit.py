@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Engine, Select, select
+from sqlalchemy.orm import Session
 
 from tenantry.authz import Perm, Principal
 from tenantry.authz.engine import Denial
 from tenantry.db.engine import sqlite_write_intent
-from tenantry.db.session import Database
+from tenantry.db.session import SETTINGS, Database
 from tenantry.db.tables import AuditEvent
 from tenantry.security.redact import redact
 from tenantry.services import sampling
@@ -84,6 +85,33 @@ def record(
     )
     ctx.session.add(event)
     return event
+
+
+def record_apart(
+    ctx: ServiceContext,
+    action: str,
+    *,
+    target_type: str = "",
+    target_id: object = None,
+    after: dict[str, Any] | None = None,
+    tenant_id: uuid.UUID | None = None,
+) -> None:
+    """Write one event now, in its own short transaction: for a request that never commits (a read).
+
+    Unlike `record`, the event stays whatever becomes of the caller's transaction.
+    """
+    bind = ctx.session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    intent = sqlite_write_intent.set(True)  # a write, even when the request is a GET
+    try:
+        with Session(bind=engine, info={SETTINGS: ctx.session.info.get(SETTINGS)}) as session:
+            apart = ServiceContext(session=session, principal=ctx.principal, meta=ctx.meta)
+            record(
+                apart, action, target_type=target_type, target_id=target_id, after=after, tenant_id=tenant_id
+            )
+            session.commit()
+    finally:
+        sqlite_write_intent.reset(intent)
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,10 @@ from tenantry.db.engine import sqlite_write_intent
 from tenantry.db.tables import ApiKey, AuthSession, LoginThrottle, User
 from tenantry.db.types import utcnow
 from tenantry.errors import NotFound, PermissionDenied, RateLimited, Unauthenticated
-from tenantry.ids import TOKEN_PREFIX_API_KEY, TOKEN_PREFIX_SESSION
+from tenantry.ids import TOKEN_PREFIX_API_KEY, TOKEN_PREFIX_IMPERSONATION, TOKEN_PREFIX_SESSION
 from tenantry.security import tokens
 from tenantry.security.passwords import hash_password, needs_rehash, verify_password
-from tenantry.services import audit, throttle, totp
+from tenantry.services import audit, impersonation, throttle, totp
 from tenantry.services.context import ServiceContext
 from tenantry.services.sessions import revoke_user_sessions
 
@@ -243,6 +243,8 @@ def authenticate(
     """Token → principal. Missing, forged, expired, revoked, or an inactive/deleted owner → 401."""
     if token.startswith(TOKEN_PREFIX_API_KEY) and not cookie:
         return _authenticate_key(ctx, token)
+    if token.startswith(TOKEN_PREFIX_IMPERSONATION) and not cookie:
+        return impersonation.authenticate_token(ctx, token)
     if not token.startswith(TOKEN_PREFIX_SESSION):
         raise Unauthenticated("token is not valid", code="invalid_token")
     # Columns, not an AuthSession entity: this runs on every request, and building a mapped
@@ -398,6 +400,9 @@ def _touch_now(engine: Engine, stmt: Any) -> None:
 
 
 def logout(ctx: ServiceContext) -> None:
+    if ctx.principal.impersonator_id is not None:
+        impersonation.end(ctx)  # signing out of an impersonation ends it
+        return
     require_authenticated(ctx.principal, writes=True, during_2fa_setup=True)
     if ctx.principal.session_id is None:
         raise Unauthenticated("not signed in with a session", code="not_a_session")

@@ -18,9 +18,9 @@ from tenantry.api.schemas.auth import (
     TotpDisableIn,
     TotpSetupOut,
 )
-from tenantry.api.schemas.users import MeOut, MeUpdate, PasswordChange, UserTenantOut
+from tenantry.api.schemas.users import ImpersonatedBy, MeOut, MeUpdate, PasswordChange, UserTenantOut
 from tenantry.db.tables import ApiKey
-from tenantry.services import api_keys, auth, invitations, memberships, totp, users
+from tenantry.services import api_keys, auth, impersonation, invitations, memberships, totp, users
 
 router = APIRouter(prefix="/api/v1/me", tags=["me"], route_class=ApiRoute)
 
@@ -40,7 +40,9 @@ def _key_out(k: ApiKey) -> ApiKeyOut:
 
 @router.get("", response_model=MeOut)
 def get_me(ctx: CtxDep) -> MeOut:
-    return MeOut.of(users.me(ctx))
+    user = users.me(ctx)
+    real = impersonation.impersonated_by(ctx)
+    return MeOut.of(user, ImpersonatedBy(id=real.id, email=real.email) if real else None)
 
 
 @router.patch("", response_model=MeOut)

@@ -62,15 +62,28 @@ class Preferences(Strict):
     show_tips: StrictBool | None = None
 
 
+class ImpersonatedBy(BaseModel):
+    id: uuid.UUID
+    email: str
+
+
 class MeOut(UserOut):
     language: str
     theme: str
     preferences: dict[str, bool]
+    # Set under an impersonation token: who is really acting as this user.
+    impersonated_by: ImpersonatedBy | None = None
 
     @classmethod
-    def of(cls, u: User) -> MeOut:
+    def of(cls, u: User, impersonated_by: ImpersonatedBy | None = None) -> MeOut:
         base = UserOut.of(u).model_dump()
-        return cls(**base, language=u.language, theme=u.theme, preferences=u.preferences or {})
+        return cls(
+            **base,
+            language=u.language,
+            theme=u.theme,
+            preferences=u.preferences or {},
+            impersonated_by=impersonated_by,
+        )
 
 
 class MeUpdate(Strict):

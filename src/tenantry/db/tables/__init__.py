@@ -6,6 +6,7 @@ from tenantry.db.tables.api_keys import ApiKey
 from tenantry.db.tables.audit import AuditEvent
 from tenantry.db.tables.grants import GlobalGrant, Grant
 from tenantry.db.tables.groups import AuthzState, Group, GroupMember
+from tenantry.db.tables.impersonations import Impersonation
 from tenantry.db.tables.login_throttle import LoginThrottle
 from tenantry.db.tables.membership_invitations import MembershipInvitation
 from tenantry.db.tables.memberships import Membership
@@ -34,6 +35,7 @@ __all__ = [
     "Grant",
     "Group",
     "GroupMember",
+    "Impersonation",
     "LoginThrottle",
     "Membership",
     "MembershipInvitation",

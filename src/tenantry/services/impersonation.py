@@ -1,0 +1,230 @@
+"""Impersonation: a superadmin acts as another user for a while, with a reason, audited with both names.
+
+Who may impersonate whom, and what is refused while impersonating (account security, writes in
+read-only mode, another impersonation) are the engine's rules (`authz/engine.py`); this module
+issues, checks and ends the tokens and writes the audit events.
+
+The token (`tnt_imp_…`) is stored only as its SHA-256, like a session's. On every request the
+database decides: it dies at its expiry, when it is ended, when either user is deactivated or
+deleted, or when the engine would no longer allow the pair.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import aliased
+
+from tenantry.authz import Principal
+from tenantry.authz import cache as authz_cache
+from tenantry.authz import engine as authz
+from tenantry.db import scoping
+from tenantry.db.engine import sqlite_write_intent
+from tenantry.db.tables import Impersonation, Membership, Tenant, User
+from tenantry.db.types import utcnow
+from tenantry.errors import Conflict, Invalid, NotFound, Unauthenticated
+from tenantry.ids import TOKEN_PREFIX_IMPERSONATION
+from tenantry.security import tokens
+from tenantry.services import audit
+from tenantry.services.context import ServiceContext
+
+# session.info keys: the users behind the current impersonation, held for the request so that
+# `users.me()` and `impersonated_by()` need no further query.
+_SIGNED_IN_USER = "signed_in_user"
+_IMPERSONATOR = "impersonator"
+
+
+@dataclass(frozen=True)
+class IssuedImpersonation:
+    token: str
+    expires_at: datetime
+    impersonation_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class Impersonator:
+    id: uuid.UUID
+    email: str
+
+
+def start(
+    ctx: ServiceContext, *, user_id: uuid.UUID, reason: str, minutes: int, read_only: bool = False
+) -> IssuedImpersonation:
+    """Begin acting as `user_id` → a token of its own; the caller's session stays as it was."""
+    s = ctx.settings
+    authz.require_impersonation_start(ctx.session, ctx.principal, enabled=s.impersonation)
+    reason = reason.strip()
+    if not reason or any(c in reason for c in "\r\n"):
+        raise Invalid("give a reason (one line)", code="reason_required")
+    if not 1 <= minutes <= s.impersonation_max_minutes:
+        raise Invalid(
+            f"minutes must be between 1 and {s.impersonation_max_minutes}",
+            code="minutes_out_of_range",
+            max_minutes=s.impersonation_max_minutes,
+        )
+    target = ctx.session.scalar(select(User).where(User.id == user_id))  # trash filtered: 404
+    if target is None:
+        raise NotFound("user")
+    authz.require_impersonate(
+        ctx.session, ctx.principal, target.id, target_is_superadmin=target.is_superadmin
+    )
+    if not target.active:
+        raise Conflict("the user is deactivated", code="user_inactive")
+    assert ctx.principal.user_id is not None
+    now = utcnow()
+    token = tokens.new_token(TOKEN_PREFIX_IMPERSONATION)
+    row = Impersonation(
+        token_hash=tokens.digest(token),
+        impersonator_id=ctx.principal.user_id,
+        user_id=target.id,
+        reason=reason[:500],
+        read_only=read_only,
+        created_at=now,
+        expires_at=now + timedelta(minutes=minutes),
+        ip=ctx.meta.ip,
+        user_agent=(ctx.meta.user_agent or "")[:512] or None,
+    )
+    ctx.session.add(row)
+    ctx.session.flush()
+    _record_everywhere(
+        ctx,
+        "impersonation.start",
+        target,
+        {
+            "impersonation_id": row.id,
+            "impersonator": {"id": ctx.principal.user_id, "label": ctx.principal.label},
+            "user": {"id": target.id, "email": target.email},
+            "reason": row.reason,
+            "read_only": read_only,
+            "expires_at": row.expires_at,
+        },
+    )
+    return IssuedImpersonation(token, row.expires_at, row.id)
+
+
+def end(ctx: ServiceContext) -> None:
+    """End the impersonation whose token made this request; the token dies at once."""
+    authz.require_impersonating(ctx.principal)
+    row = ctx.session.get(Impersonation, ctx.principal.session_id)
+    if row is None or row.ended_at is not None:
+        raise Unauthenticated("token is not valid", code="invalid_token")
+    ctx.session.execute(
+        update(Impersonation)
+        .where(Impersonation.id == row.id, Impersonation.ended_at.is_(None))
+        .values(ended_at=utcnow())
+    )
+    target = ctx.session.get(User, row.user_id)
+    assert target is not None
+    _record_everywhere(
+        ctx,
+        "impersonation.end",
+        target,
+        {
+            "impersonation_id": row.id,
+            "impersonator": {"id": row.impersonator_id},
+            "user": {"id": target.id, "email": target.email},
+        },
+    )
+
+
+def impersonated_by(ctx: ServiceContext) -> Impersonator | None:
+    """Who is really acting, when this request runs under an impersonation token."""
+    authz.require_authenticated(ctx.principal, during_2fa_setup=True)
+    real_id = ctx.principal.impersonator_id
+    if real_id is None:
+        return None
+    held = ctx.session.info.get(_IMPERSONATOR)
+    if isinstance(held, Impersonator) and held.id == real_id:
+        return held
+    email = ctx.session.scalar(select(User.email).where(User.id == real_id))
+    if email is None:
+        raise Unauthenticated("token is not valid", code="invalid_token")
+    return Impersonator(real_id, email)
+
+
+def authenticate_token(ctx: ServiceContext, token: str) -> Principal:
+    """An impersonation token → the target's principal, with `impersonator_id` set.
+
+    Expired, ended, unknown, either user deactivated or deleted (the trash filter hides them
+    from the join), or a pair the engine no longer allows → 401.
+    """
+    real = aliased(User, name="impersonator")
+    row = ctx.session.execute(
+        select(
+            User,
+            Impersonation.id,
+            Impersonation.expires_at,
+            Impersonation.ended_at,
+            Impersonation.read_only,
+            real.id.label("real_id"),
+            real.email.label("real_email"),
+            real.active.label("real_active"),
+            real.is_superadmin.label("real_superadmin"),
+            authz_cache.version_column().label("authz_version"),
+        )
+        .join(User, User.id == Impersonation.user_id)
+        .join(real, real.id == Impersonation.impersonator_id)
+        .where(Impersonation.token_hash == tokens.digest(token))
+    ).first()
+    if row is None:
+        raise Unauthenticated("token is not valid", code="invalid_token")
+    user = row[0]
+    if (
+        row.ended_at is not None
+        or row.expires_at <= utcnow()
+        or not user.active
+        or not row.real_active
+        or not authz.may_impersonate(
+            impersonator_id=row.real_id,
+            impersonator_is_superadmin=row.real_superadmin,
+            target_id=user.id,
+            target_is_superadmin=user.is_superadmin,
+        )
+    ):
+        raise Unauthenticated("token is not valid", code="invalid_token")
+    ctx.session.info[_SIGNED_IN_USER] = user  # held strongly: `users.me()` needs no second query
+    ctx.session.info[_IMPERSONATOR] = Impersonator(row.real_id, row.real_email)
+    authz_cache.prime(ctx.session, row.authz_version)
+    # TODO(issue 10 item 2, alias users): an alias target is built as the alias principal
+    # (kind "alias", ceiling = its parent), exactly as its own sign-in builds it.
+    principal = Principal(
+        kind="user",
+        user_id=user.id,
+        label=user.email,
+        is_superadmin=user.is_superadmin,
+        session_id=row.id,
+        impersonator_id=row.real_id,
+        key_scope="read" if row.read_only else "read_write",
+    )
+    if not sqlite_write_intent.get():
+        # A read under the token leaves a trace too (what was looked at, by whom, as whom). A
+        # write is audited by its own event, with both names, in its own transaction.
+        ctx.principal = principal
+        audit.record_apart(
+            ctx,
+            "impersonation.request",
+            target_type="impersonation",
+            target_id=row.id,
+            after={"path": ctx.meta.path},
+        )
+    return principal
+
+
+def _record_everywhere(ctx: ServiceContext, action: str, target: User, after: dict[str, Any]) -> None:
+    """One global event, and one in each of the target's tenants so their admins see it too."""
+    audit.record(ctx, action, target_type="user", target_id=target.id, after=after, tenant_id=None)
+    with scoping.cross_tenant(ctx.session):
+        tenant_ids = list(
+            ctx.session.scalars(
+                select(Membership.tenant_id)
+                .join(Tenant, Tenant.id == Membership.tenant_id)
+                .where(Membership.user_id == target.id)
+                .order_by(Membership.tenant_id)
+            )
+        )
+    for tenant_id in tenant_ids:
+        audit.record(ctx, action, target_type="user", target_id=target.id, after=after, tenant_id=tenant_id)
