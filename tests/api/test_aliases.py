@@ -340,3 +340,40 @@ def test_alias_holds_its_own_api_keys_and_ssh_keys(api, db, client):
     assert client.get("/api/v1/me", headers=key_headers).json()["email"] == "helper@example.com"
     r = client.post("/api/v1/me/ssh-keys", json={"name": "laptop", "public_key": SSH_KEY}, headers=headers)
     assert r.status_code == 201, r.text
+
+
+# --- a parent impersonating its own alias ---------------------------------------------------------
+
+IMPERSONATION = "/api/v1/impersonation"
+
+
+def _impersonate(api, persona: str, user_id: str):  # noqa: ANN202
+    body = {"user_id": user_id, "reason": "see what my helper sees", "minutes": 10}
+    return api(persona).post(IMPERSONATION, json=body)
+
+
+def test_a_parent_may_impersonate_its_own_alias_under_the_aliass_ceiling(api, client, app, personas):
+    app.state.settings.impersonation = True
+    alias = _alias(api)
+    r = _impersonate(api, "acme_member", alias["id"])
+    assert r.status_code == 201, r.text
+    headers = {"Authorization": f"Bearer {r.json()['token']}"}
+    me = client.get("/api/v1/me", headers=headers)
+    assert me.status_code == 200, me.text
+    assert me.json()["id"] == alias["id"]
+    assert me.json()["impersonated_by"]["id"] == str(personas.users["acme_member"].id)
+    # The alias's ceiling holds under the token: its role has no member.read.
+    assert client.get("/api/v1/tenants/acme/members", headers=headers).status_code == 403
+
+
+def test_nobody_but_the_parent_or_a_superadmin_impersonates_an_alias(api, app, personas):
+    app.state.settings.impersonation = True
+    alias = _alias(api)
+    for persona in ("acme_admin", "globex_member"):
+        r = _impersonate(api, persona, alias["id"])
+        assert r.status_code == 403, r.text
+        assert r.json()["code"] == "impersonation_denied"
+    # An unknown id answers the same as someone else's alias: nothing to learn.
+    r = _impersonate(api, "acme_member", str(uuid.uuid4()))
+    assert r.status_code == 403 and r.json()["code"] == "impersonation_denied"
+    assert _impersonate(api, "superadmin", alias["id"]).status_code == 201

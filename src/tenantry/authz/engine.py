@@ -577,7 +577,8 @@ def may_impersonate(
     target_is_superadmin: bool,
     target_parent_id: uuid.UUID | None = None,
 ) -> bool:
-    """Who may act as whom: a superadmin as any non-superadmin; nobody as a superadmin or as itself.
+    """Who may act as whom: a superadmin as any non-superadmin, a parent as its own aliases;
+    nobody as a superadmin or as itself.
 
     Asked when an impersonation starts and again on every request under its token: the token
     dies as soon as the answer turns to no (the impersonator lost the superadmin flag, the
@@ -585,11 +586,7 @@ def may_impersonate(
     """
     if target_id == impersonator_id or target_is_superadmin:
         return False
-    # TODO(issue 10 item 2, alias users): a parent may impersonate its own aliases. When aliases
-    # exist, the caller passes the target's parent and this becomes:
-    #     return impersonator_is_superadmin or target_parent_id == impersonator_id
-    # (and `require_impersonation_start` lets a user who has aliases through).
-    return impersonator_is_superadmin
+    return impersonator_is_superadmin or target_parent_id == impersonator_id
 
 
 def require_impersonation_start(session: Session, principal: Principal, *, enabled: bool) -> None:
@@ -604,15 +601,17 @@ def require_impersonation_start(session: Session, principal: Principal, *, enabl
         raise PermissionDenied("an impersonation cannot start another one", code="impersonation_nested")
     if principal.key_id is not None or principal.user_id is None:
         raise PermissionDenied("impersonate from a signed-in session", code="session_required")
-    # TODO(issue 10 item 2, alias users): a parent of aliases passes here too (see may_impersonate).
-    if not (principal.is_superadmin and check(session, principal, Perm.IMPERSONATE, None)):
+    superadmin = principal.is_superadmin and check(session, principal, Perm.IMPERSONATE, None)
+    # A parent may go on to act as its own aliases (`may_impersonate` decides per target); an
+    # alias has none, and acting as its own parent would lift its ceiling.
+    if not superadmin and principal.kind != "user":
         raise _refuse(
             session,
             principal,
             (Perm.IMPERSONATE,),
             None,
             None,
-            "only superadmins may impersonate",
+            "only superadmins and parents of aliases may impersonate",
             code="impersonation_denied",
             permission=Perm.IMPERSONATE,
         )

@@ -28,7 +28,7 @@ from tenantry.security import tokens
 from tenantry.security.passwords import hash_password, needs_rehash, verify_password
 from tenantry.services import audit, impersonation, throttle, totp
 from tenantry.services.context import ServiceContext
-from tenantry.services.sessions import revoke_user_sessions
+from tenantry.services.sessions import principal_of, revoke_user_sessions
 
 # Refresh `last_seen_at` at most this often: a write per request would serialise readers.
 _TOUCH_EVERY = timedelta(minutes=1)
@@ -158,7 +158,7 @@ def login(
         )
     clear_throttle(ctx, email_n)
     issued = open_session(ctx, user, cookie=cookie)
-    ctx.principal = _principal_of(user, label=user.email, session_id=issued.session_id)
+    ctx.principal = principal_of(user, label=user.email, session_id=issued.session_id)
     audit.record(
         ctx,
         "auth.login",
@@ -296,7 +296,7 @@ def authenticate(
             .where(AuthSession.id == sess.id, AuthSession.last_seen_at < now - _TOUCH_EVERY)
             .values(last_seen_at=now, idle_expires_at=min(now + idle, sess.expires_at)),
         )
-    return _principal_of(user, label=user.email, session_id=sess.id, restricted=sess.restricted)
+    return principal_of(user, label=user.email, session_id=sess.id, restricted=sess.restricted)
 
 
 # The parent of an alias user, read in the same query as the token (no extra round trip).
@@ -307,13 +307,6 @@ def _may_act(user: User, parent_active: bool | None) -> bool:
     """An active user; an alias only while its parent is active and not in the trash (the trash
     filter keeps a deleted parent out of the outer join, so `parent_active` is then None)."""
     return user.active and (user.parent_id is None or parent_active is True)
-
-
-def _principal_of(user: User, **kw: Any) -> Principal:
-    """A user acts as itself; an alias user acts under its parent's ceiling (the engine caps it)."""
-    if user.parent_id is not None:
-        return Principal(kind="alias", user_id=user.id, ceiling_user_id=user.parent_id, **kw)
-    return Principal(kind="user", user_id=user.id, is_superadmin=user.is_superadmin, **kw)
 
 
 def _keep_signed_in_user(ctx: ServiceContext, user: User) -> None:
@@ -363,7 +356,7 @@ def _authenticate_key(ctx: ServiceContext, token: str) -> Principal:
             )
             .values(last_used_at=now),
         )
-    return _principal_of(
+    return principal_of(
         user,
         label=f"{user.email} (key {key.name})",
         key_id=key.id,

@@ -31,6 +31,7 @@ from tenantry.ids import TOKEN_PREFIX_IMPERSONATION
 from tenantry.security import tokens
 from tenantry.services import audit
 from tenantry.services.context import ServiceContext
+from tenantry.services.sessions import principal_of
 
 # session.info keys: the users behind the current impersonation, held for the request so that
 # `users.me()` and `impersonated_by()` need no further query.
@@ -66,12 +67,22 @@ def start(
             code="minutes_out_of_range",
             max_minutes=s.impersonation_max_minutes,
         )
-    target = ctx.session.scalar(select(User).where(User.id == user_id))  # trash filtered: 404
-    if target is None:
+    stmt = select(User).where(User.id == user_id)  # trash filtered: 404
+    if not ctx.principal.is_superadmin:
+        # A parent finds only its own aliases: anyone else is refused like an account it may
+        # not act as, whether it exists or not.
+        stmt = stmt.where(User.parent_id == ctx.principal.user_id)
+    target = ctx.session.scalar(stmt)
+    if target is None and ctx.principal.is_superadmin:
         raise NotFound("user")
     authz.require_impersonate(
-        ctx.session, ctx.principal, target.id, target_is_superadmin=target.is_superadmin
+        ctx.session,
+        ctx.principal,
+        user_id,
+        target_is_superadmin=target is not None and target.is_superadmin,
+        target_parent_id=target.parent_id if target is not None else None,
     )
+    assert target is not None  # a parent passes only for its own alias, which was found
     if not target.active:
         raise Conflict("the user is deactivated", code="user_inactive")
     assert ctx.principal.user_id is not None
@@ -183,19 +194,17 @@ def authenticate_token(ctx: ServiceContext, token: str) -> Principal:
             impersonator_is_superadmin=row.real_superadmin,
             target_id=user.id,
             target_is_superadmin=user.is_superadmin,
+            target_parent_id=user.parent_id,
         )
     ):
         raise Unauthenticated("token is not valid", code="invalid_token")
     ctx.session.info[_SIGNED_IN_USER] = user  # held strongly: `users.me()` needs no second query
     ctx.session.info[_IMPERSONATOR] = Impersonator(row.real_id, row.real_email)
     authz_cache.prime(ctx.session, row.authz_version)
-    # TODO(issue 10 item 2, alias users): an alias target is built as the alias principal
-    # (kind "alias", ceiling = its parent), exactly as its own sign-in builds it.
-    principal = Principal(
-        kind="user",
-        user_id=user.id,
+    # An alias target acts under its parent's ceiling, exactly as its own sign-in makes it.
+    principal = principal_of(
+        user,
         label=user.email,
-        is_superadmin=user.is_superadmin,
         session_id=row.id,
         impersonator_id=row.real_id,
         key_scope="read" if row.read_only else "read_write",

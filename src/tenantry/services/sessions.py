@@ -1,4 +1,5 @@
-"""Ending a user's sessions: the one step every credential change shares (sign-in, 2FA, users).
+"""Who a signed-in account acts as, and ending its sessions: steps sign-in, impersonation, 2FA
+and user management share.
 
 Kept apart from services/auth.py so that services below sign-in (2FA management) can use it
 without importing the sign-in module that imports them.
@@ -7,10 +8,12 @@ without importing the sign-in module that imports them.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from sqlalchemy import update
 
-from tenantry.db.tables import AuthSession
+from tenantry.authz import Principal
+from tenantry.db.tables import AuthSession, User
 from tenantry.db.types import utcnow
 from tenantry.services.context import ServiceContext
 
@@ -21,3 +24,10 @@ def revoke_user_sessions(ctx: ServiceContext, user_id: uuid.UUID, *, keep: uuid.
     if keep is not None:
         stmt = stmt.where(AuthSession.id != keep)
     return ctx.session.execute(stmt.values(revoked_at=utcnow())).rowcount or 0  # type: ignore[attr-defined]
+
+
+def principal_of(user: User, **kw: Any) -> Principal:
+    """A user acts as itself; an alias user acts under its parent's ceiling (the engine caps it)."""
+    if user.parent_id is not None:
+        return Principal(kind="alias", user_id=user.id, ceiling_user_id=user.parent_id, **kw)
+    return Principal(kind="user", user_id=user.id, is_superadmin=user.is_superadmin, **kw)
