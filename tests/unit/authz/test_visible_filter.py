@@ -251,7 +251,8 @@ def statements(db: Database) -> Iterator[list[str]]:
     seen: list[str] = []
 
     def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        seen.append(statement)
+        if "set_config(" not in statement:  # the tenant's settings, written before the first statement
+            seen.append(statement)
 
     event.listen(db.engine, "before_cursor_execute", record)
     try:
