@@ -10,17 +10,10 @@ from sqlalchemy import func, select
 from tenantry.db import scoping
 from tenantry.db.session import Database
 from tenantry.db.tables import AliasRole, AuditEvent, Resource
+from tests.asserts import assert_problem as _problem
 
 ROLES = "/api/v1/me/alias-roles"
 ONE = f"{ROLES}/00000000-0000-7000-8000-000000000001"
-
-
-def _problem(r, status: int, code: str) -> dict:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json")
-    body = r.json()
-    assert body["code"] == code, body
-    return body
 
 
 def _rows(db: Database) -> int:

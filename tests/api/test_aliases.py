@@ -10,20 +10,13 @@ from sqlalchemy import func, select
 from tenantry.db import scoping
 from tenantry.db.session import Database
 from tenantry.db.tables import AuditEvent, OutboxMessage, Resource, SshKey, User
+from tests.asserts import assert_problem as _problem
 from tests.personas import PASSWORD, login_token
 
 ALIASES = "/api/v1/me/aliases"
 ROLES = "/api/v1/me/alias-roles"
 ONE = f"{ALIASES}/00000000-0000-7000-8000-000000000001"
 SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl laptop"
-
-
-def _problem(r, status: int, code: str) -> dict:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json")
-    body = r.json()
-    assert body["code"] == code, body
-    return body
 
 
 def _aliases(db: Database) -> int:

@@ -12,6 +12,7 @@ from tenantry.db import scoping
 from tenantry.db.session import Database
 from tenantry.db.tables import AuditEvent, Impersonation, User
 from tenantry.db.types import utcnow
+from tests.asserts import assert_problem as _problem
 from tests.personas import PASSWORD
 
 BASE = "/api/v1/impersonation"
@@ -26,14 +27,6 @@ def enabled(app):
 
 def _auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
-
-
-def _problem(r, status: int, code: str) -> dict:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json")
-    body = r.json()
-    assert body["code"] == code, body
-    return body
 
 
 def _body(user_id, **extra) -> dict:

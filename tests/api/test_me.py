@@ -11,6 +11,7 @@ from sqlalchemy import event, func, select
 from tenantry.db.session import Database
 from tenantry.db.tables import ApiKey, AuditEvent
 from tenantry.db.types import utcnow
+from tests.asserts import assert_problem as _problem
 from tests.personas import PASSWORD, login_token
 
 ME = "/api/v1/me"
@@ -23,14 +24,6 @@ NEW_PASSWORD = "violet-harbour-engine-stapler-91"
 
 def _auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
-
-
-def _problem(r, status: int, code: str) -> dict:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json")
-    body = r.json()
-    assert body["code"] == code, body
-    return body
 
 
 def _all_audit(db: Database) -> int:

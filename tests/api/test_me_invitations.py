@@ -13,6 +13,7 @@ from tenantry.db import scoping
 from tenantry.db.session import Database
 from tenantry.db.tables import AuditEvent, MembershipInvitation, OutboxMessage
 from tenantry.db.types import utcnow
+from tests.asserts import assert_problem as _problem
 
 ME_INV = "/api/v1/me/invitations"
 ACME = "/api/v1/tenants/acme/members"
@@ -22,14 +23,6 @@ STRONG = "violet-harbour-engine-stapler-91"
 
 def _auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
-
-
-def _problem(r, status: int, code: str) -> dict:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json")
-    body = r.json()
-    assert body["code"] == code, body
-    return body
 
 
 def _invite(api, email: str, role: str = "viewer", persona: str = "acme_admin", base: str = ACME) -> dict:

@@ -15,6 +15,7 @@ from tenantry.db import scoping
 from tenantry.db.session import Database
 from tenantry.db.tables import AuditEvent, Grant, Membership, MembershipInvitation, OutboxMessage, User
 from tenantry.db.types import utcnow
+from tests.asserts import assert_problem as _problem
 from tests.personas import PASSWORD, login_token
 
 ACME = "/api/v1/tenants/acme/members"
@@ -31,14 +32,6 @@ TENANT_ROLES = ["tenant_admin", "member", "viewer", "auditor"]
 
 def _auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
-
-
-def _problem(r, status: int, code: str) -> dict:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json")
-    body = r.json()
-    assert body["code"] == code, body
-    return body
 
 
 def _members(api, persona: str = "superadmin", base: str = ACME, **params) -> dict[str, dict]:

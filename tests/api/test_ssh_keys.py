@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from tenantry.db import scoping
 from tenantry.db.session import Database
 from tenantry.db.tables import AuditEvent, SshKey, Tenant
+from tests.asserts import assert_problem as _problem
 from tests.personas import PASSWORD
 
 KEYS = "/api/v1/me/ssh-keys"
@@ -45,14 +46,6 @@ def _dsa() -> str:
 def _fingerprint(openssh: str) -> str:
     blob = base64.b64decode(openssh.split()[1])
     return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
-
-
-def _problem(r, status: int, code: str) -> dict:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json")
-    body = r.json()
-    assert body["code"] == code, body
-    return body
 
 
 def _rows(db: Database) -> int:

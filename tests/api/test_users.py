@@ -14,6 +14,7 @@ from tenantry.db import scoping
 from tenantry.db.session import Database
 from tenantry.db.tables import ApiKey, AuditEvent, Membership, OutboxMessage, User
 from tenantry.db.types import utcnow
+from tests.asserts import assert_problem as _problem
 from tests.personas import PASSWORD, login_token
 
 BASE = "/api/v1/users"
@@ -25,15 +26,6 @@ STRONG = "violet-harbour-engine-stapler-91"
 
 def _auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
-
-
-def _problem(r, status: int, code: str) -> dict:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json")
-    body = r.json()
-    assert body["code"] == code, body
-    assert body["status"] == status
-    return body
 
 
 def _user_rows(db: Database, email: str) -> int:

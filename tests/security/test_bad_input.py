@@ -30,6 +30,7 @@ from tenantry.db.tables import Grant, Resource, Tenant, User
 from tenantry.errors import Invalid
 from tenantry.services import grants, resource_types, users
 from tenantry.services.context import ServiceContext
+from tests.asserts import assert_problem as _problem
 from tests.personas import PASSWORD, Personas
 from tests.security import test_enforcement as enforcement
 from tests.security.helpers import bearer, code_of, in_parallel, login
@@ -49,14 +50,6 @@ def _routes(app: FastAPI, method: str) -> list[APIRoute]:
         (r for r in api_routes(app.routes) if method in r.methods and r.path.startswith("/api/v1/")),
         key=lambda r: r.path,
     )
-
-
-def _problem(r: Any, status: int, code: str) -> dict[str, Any]:
-    assert r.status_code == status, f"{r.status_code} {r.text[:300]}"
-    assert r.headers["content-type"].startswith("application/problem+json")
-    body = r.json()
-    assert body["code"] == code, body
-    return body
 
 
 @pytest.fixture

@@ -24,11 +24,11 @@ from sqlalchemy import select
 
 from tenantry.api import app as app_module
 from tenantry.api.deps import CtxDep
-from tenantry.authz import system_principal
+from tenantry.authz import Principal, system_principal
 from tenantry.db import scoping
 from tenantry.db.session import Database
 from tenantry.db.tables import Grant, Resource
-from tenantry.services import groups, memberships, roles, users
+from tenantry.services import alias_roles, aliases, groups, memberships, roles, users
 from tenantry.services.context import ServiceContext
 from tests.personas import PASSWORD, Personas, login_token
 
@@ -182,7 +182,18 @@ def targets(clean_db: Database, personas: Personas) -> Targets:
         s.add(resource)
         s.flush()
         resource_id = resource.id
+    with clean_db.unit_of_work() as s:
+        # An alias of the superadmin (the persona that sweeps the lists), for /me/aliases/{alias_id}.
+        parent = Principal(
+            kind="user", user_id=personas.users["superadmin"].id, is_superadmin=True, session_id=uuid.uuid4()
+        )
+        ctx = ServiceContext(session=s, principal=parent)
+        role = alias_roles.create_alias_role(ctx, name="probe", permissions=["host.read"])
+        alias = aliases.create_alias(
+            ctx, email="probe-alias@example.com", role_id=role.role.id, password=PASSWORD
+        )
     params = {
+        "alias_id": str(alias.alias.id),
         "tenant": "acme",
         "tenant_id": str(personas.acme.id),
         "user_id": str(victim.id),
