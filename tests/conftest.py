@@ -28,6 +28,12 @@ from tests.personas import Personas, build_personas  # noqa: E402
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if selected() == "postgres":
+        # Browser and process tests drive what a real client sees; the database behind adds
+        # nothing a second run would catch (the API suites run on both).
+        once = pytest.mark.skip(reason="runs once, on the SQLite pass")
+        for item in items:
+            if "e2e" in item.keywords:
+                item.add_marker(once)
         return
     skip = pytest.mark.skip(reason="PostgreSQL only (set TENANTRY_TEST_BACKEND=postgres)")
     for item in items:

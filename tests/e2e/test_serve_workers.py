@@ -25,7 +25,10 @@ import pytest
 
 from tests.backends import Backend, create_backend
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc (Linux)")
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc (Linux)"),
+]
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 CONNECTIONS = 20  # all on one of two workers by chance: 2 · 2⁻²⁰
