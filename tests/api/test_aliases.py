@@ -370,3 +370,16 @@ def test_nobody_but_the_parent_or_a_superadmin_impersonates_an_alias(api, app, p
     r = _impersonate(api, "acme_member", str(uuid.uuid4()))
     assert r.status_code == 403 and r.json()["code"] == "impersonation_denied"
     assert _impersonate(api, "superadmin", alias["id"]).status_code == 201
+
+
+def test_an_impersonated_alias_is_refused_once_its_parent_is_deactivated(api, client, app, personas):
+    app.state.settings.impersonation = True
+    alias = _alias(api)
+    r = _impersonate(api, "superadmin", alias["id"])
+    assert r.status_code == 201, r.text
+    headers = {"Authorization": f"Bearer {r.json()['token']}"}
+    assert client.get("/api/v1/me", headers=headers).status_code == 200
+    parent = personas.users["acme_member"].id
+    assert api("superadmin").patch(f"/api/v1/users/{parent}", json={"active": False}).status_code == 200
+    r = client.get("/api/v1/me", headers=headers)
+    assert r.status_code == 401 and r.json()["code"] == "invalid_token"

@@ -28,7 +28,7 @@ from tenantry.security import tokens
 from tenantry.security.passwords import hash_password, needs_rehash, verify_password
 from tenantry.services import audit, impersonation, throttle, totp
 from tenantry.services.context import ServiceContext
-from tenantry.services.sessions import principal_of, revoke_user_sessions
+from tenantry.services.sessions import keep_signed_in_user, may_act, principal_of, revoke_user_sessions
 
 # Refresh `last_seen_at` at most this often: a write per request would serialise readers.
 _TOUCH_EVERY = timedelta(minutes=1)
@@ -120,7 +120,7 @@ def login(
 
     if user is not None and user.parent_id is not None and password_ok and user.active:
         parent = ctx.session.get(User, user.parent_id)
-        if parent is None or not parent.active:
+        if not may_act(user, parent.active if parent is not None else None):
             fail("parent_inactive")  # an alias signs in only while its parent may
     if user is None or not password_ok or not user.active or user.password_hash is None:
         fail("unknown_email" if user is None else "bad_password" if not password_ok else "inactive")
@@ -275,10 +275,10 @@ def authenticate(
         sess.revoked_at is not None
         or sess.expires_at <= now
         or sess.idle_expires_at <= now
-        or not _may_act(user, row.parent_active)
+        or not may_act(user, row.parent_active)
     ):
         raise Unauthenticated("token is not valid", code="invalid_token")
-    _keep_signed_in_user(ctx, user)
+    keep_signed_in_user(ctx, user)
     authz_cache.prime(ctx.session, row.authz_version)
     # Security: for cookie sessions on unsafe methods the caller passes the CSRF header; it must
     # be the token bound to *this* session, not merely equal to some cookie.
@@ -301,17 +301,6 @@ def authenticate(
 
 # The parent of an alias user, read in the same query as the token (no extra round trip).
 _PARENT = aliased(User, name="parent_user")
-
-
-def _may_act(user: User, parent_active: bool | None) -> bool:
-    """An active user; an alias only while its parent is active and not in the trash (the trash
-    filter keeps a deleted parent out of the outer join, so `parent_active` is then None)."""
-    return user.active and (user.parent_id is None or parent_active is True)
-
-
-def _keep_signed_in_user(ctx: ServiceContext, user: User) -> None:
-    """Hold a strong reference for the session's life: later `session.get(User, id)` is free."""
-    ctx.session.info["signed_in_user"] = user
 
 
 def raise_csrf() -> None:
@@ -342,9 +331,9 @@ def _authenticate_key(ctx: ServiceContext, token: str) -> Principal:
     user, key = row[0], row
     # Security: a key dies with its owner's access (deactivated or deleted owner → the join is
     # filtered or `active` is false).
-    if key.revoked_at is not None or key.expires_at <= now or not _may_act(user, row.parent_active):
+    if key.revoked_at is not None or key.expires_at <= now or not may_act(user, row.parent_active):
         raise Unauthenticated("API key is not valid", code="invalid_token")
-    _keep_signed_in_user(ctx, user)
+    keep_signed_in_user(ctx, user)
     authz_cache.prime(ctx.session, row.authz_version)
     if key.last_used_at is None or now - key.last_used_at > _TOUCH_EVERY:
         _touch(

@@ -31,11 +31,10 @@ from tenantry.ids import TOKEN_PREFIX_IMPERSONATION
 from tenantry.security import tokens
 from tenantry.services import audit
 from tenantry.services.context import ServiceContext
-from tenantry.services.sessions import principal_of
+from tenantry.services.sessions import keep_signed_in_user, may_act, principal_of
 
 # session.info keys: the users behind the current impersonation, held for the request so that
 # `users.me()` and `impersonated_by()` need no further query.
-_SIGNED_IN_USER = "signed_in_user"
 _IMPERSONATOR = "impersonator"
 
 
@@ -164,6 +163,7 @@ def authenticate_token(ctx: ServiceContext, token: str) -> Principal:
     from the join), or a pair the engine no longer allows → 401.
     """
     real = aliased(User, name="impersonator")
+    parent = aliased(User, name="target_parent")
     row = ctx.session.execute(
         select(
             User,
@@ -175,10 +175,12 @@ def authenticate_token(ctx: ServiceContext, token: str) -> Principal:
             real.email.label("real_email"),
             real.active.label("real_active"),
             real.is_superadmin.label("real_superadmin"),
+            parent.active.label("parent_active"),
             authz_cache.version_column().label("authz_version"),
         )
         .join(User, User.id == Impersonation.user_id)
         .join(real, real.id == Impersonation.impersonator_id)
+        .outerjoin(parent, parent.id == User.parent_id)
         .where(Impersonation.token_hash == tokens.digest(token))
     ).first()
     if row is None:
@@ -187,7 +189,7 @@ def authenticate_token(ctx: ServiceContext, token: str) -> Principal:
     if (
         row.ended_at is not None
         or row.expires_at <= utcnow()
-        or not user.active
+        or not may_act(user, row.parent_active)  # an alias target only while its parent may act
         or not row.real_active
         or not authz.may_impersonate(
             impersonator_id=row.real_id,
@@ -198,7 +200,7 @@ def authenticate_token(ctx: ServiceContext, token: str) -> Principal:
         )
     ):
         raise Unauthenticated("token is not valid", code="invalid_token")
-    ctx.session.info[_SIGNED_IN_USER] = user  # held strongly: `users.me()` needs no second query
+    keep_signed_in_user(ctx, user)
     ctx.session.info[_IMPERSONATOR] = Impersonator(row.real_id, row.real_email)
     authz_cache.prime(ctx.session, row.authz_version)
     # An alias target acts under its parent's ceiling, exactly as its own sign-in makes it.

@@ -31,3 +31,15 @@ def principal_of(user: User, **kw: Any) -> Principal:
     if user.parent_id is not None:
         return Principal(kind="alias", user_id=user.id, ceiling_user_id=user.parent_id, **kw)
     return Principal(kind="user", user_id=user.id, is_superadmin=user.is_superadmin, **kw)
+
+
+def keep_signed_in_user(ctx: ServiceContext, user: User) -> None:
+    """Hold the caller's row for the request: the identity map holds it only weakly, and with
+    this reference a later `session.get(User, id)` (`users.me()`) needs no second query."""
+    ctx.session.info["signed_in_user"] = user
+
+
+def may_act(user: User, parent_active: bool | None) -> bool:
+    """An active user; an alias only while its parent is active and not in the trash (the trash
+    filter hides a deleted parent, so `parent_active` is then None)."""
+    return user.active and (user.parent_id is None or parent_active is True)
