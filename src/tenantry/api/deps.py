@@ -41,8 +41,8 @@ def get_db(request: Request) -> Database:
 
 
 async def get_session(request: Request) -> AsyncIterator[Session]:
-    # Opening a Session does no I/O; the route's thread closes it (returning the connection)
-    # once the endpoint is done, so the close here finds nothing left to do.
+    # Opening a Session does no I/O. On a deferring route its thread closes the session once the
+    # endpoint is done, so the close here finds nothing left to do; elsewhere it closes here.
     session = get_db(request).sessions()
     deferred = defers_work(request)
     if deferred:
