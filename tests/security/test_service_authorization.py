@@ -90,6 +90,7 @@ BUILDING_BLOCKS = {
     "membership_invitations.role_available": "a role check inside member changes and accept, after theirs",
     "memberships.guard_last_admin": "a guard inside member and grant changes, after member/grant.manage",
     "sessions.revoke_user_sessions": "after user.manage, a reset link, the current password or a 2FA code",
+    "sessions.keep_signed_in_user": "authentication itself, after the token was found valid",
     "throttle.clear_account": "after the right secret (login, password reset, guard_secret)",
     "throttle.is_locked": "login's re-check after the password was right, before the session",
     "throttle.guard_secret": "around a secret re-entered by the signed-in user (password change, 2FA)",
