@@ -14,9 +14,10 @@ from sqlalchemy import func, select
 
 from tenantry.db import scoping
 from tenantry.db.session import Database
-from tenantry.db.tables import AuditEvent, SshKey, Tenant
+from tenantry.db.tables import AuditEvent, SshKey
 from tests.asserts import assert_problem as _problem
 from tests.personas import PASSWORD
+from tests.settings_helpers import require_2fa
 
 KEYS = "/api/v1/me/ssh-keys"
 
@@ -324,10 +325,7 @@ def test_ssh_keys_without_token_401(api, db, method, path):
 
 def test_session_that_owes_its_2fa_setup_403_on_every_endpoint(api, client, db, personas):
     key = _add(api)
-    with db.unit_of_work() as s:
-        tenant = s.get(Tenant, personas.acme.id)
-        assert tenant is not None
-        tenant.require_2fa = True
+    require_2fa(db, personas.acme.id)
     r = client.post("/api/v1/auth/login", json={"email": "acme.member@example.com", "password": PASSWORD})
     assert r.json()["requires_2fa_setup"] is True
     headers = {"Authorization": f"Bearer {r.json()['token']}"}

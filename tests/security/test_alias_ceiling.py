@@ -19,6 +19,7 @@ from tenantry.db.tables import Resource, Tenant
 from tenantry.services import resource_types
 from tenantry.services.context import ServiceContext
 from tests.personas import PASSWORD, login_token
+from tests.settings_helpers import require_2fa
 
 ALIASES = "/api/v1/me/aliases"
 ROLES = "/api/v1/me/alias-roles"
@@ -229,7 +230,8 @@ def test_alias_owes_2fa_where_its_parents_tenant_requires_it(api, db, client):
     with db.unit_of_work() as session:
         tenant = session.scalar(select(Tenant).where(Tenant.slug == "acme"))
         assert tenant is not None
-        tenant.require_2fa = True
+        tenant_id = tenant.id
+    require_2fa(db, tenant_id)
     r = client.post("/api/v1/auth/login", json={"email": "alias@example.com", "password": PASSWORD})
     assert r.status_code == 200, r.text
     assert r.json()["requires_2fa_setup"] is True

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 import pyotp
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from tenantry.db.tables import Tenant
 from tests.personas import PASSWORD
 from tests.security.helpers import bearer, code_of, in_parallel, login, outbox, totp_code, wrong_totp_code
+from tests.settings_helpers import require_2fa
 
 MEMBER = "acme.member@example.com"
 
@@ -180,7 +181,8 @@ def _require_2fa(db, slug: str) -> None:
     with db.unit_of_work() as session:
         tenant = session.scalar(select(Tenant).where(Tenant.slug == slug))
         assert tenant is not None
-        tenant.require_2fa = True
+        tenant_id = tenant.id
+    require_2fa(db, tenant_id)
 
 
 def test_require_2fa_member_without_2fa_gets_restricted_session_until_enabled(client, personas, clean_db):
@@ -281,8 +283,7 @@ def test_disable_2fa_refused_while_a_tenant_requires_it(api, personas, clean_db)
     client = api("acme_member")
     totp = pyotp.TOTP(client.post("/api/v1/me/2fa/setup").json()["secret"])
     assert client.post("/api/v1/me/2fa/enable", json={"code": totp.now()}).status_code == 200
-    with clean_db.unit_of_work() as s:
-        s.execute(update(Tenant).where(Tenant.id == personas.acme.id).values(require_2fa=True))
+    require_2fa(clean_db, personas.acme.id)
     body = {"password": PASSWORD, "code": totp.now()}
     r = client.request("DELETE", "/api/v1/me/2fa", json=body)
     assert r.status_code == 409

@@ -40,6 +40,7 @@ from tenantry.api.routes import (
     trash,
     users,
 )
+from tenantry.api.routes import settings as settings_routes
 from tenantry.api.security_headers import SecurityHeadersMiddleware
 from tenantry.authz import cache as authz_cache
 from tenantry.authz.engine import start_decision_log
@@ -199,6 +200,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         shared_resources,
         trash,
         audit,
+        settings_routes,
         docs,
     ):
         app.include_router(module.router)

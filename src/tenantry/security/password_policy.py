@@ -6,7 +6,8 @@ dictionary lists), fed the email so that passwords built from it are refused.
 
 from __future__ import annotations
 
-from tenantry.config import Settings
+from typing import Protocol
+
 from tenantry.errors import Invalid
 from tenantry.security.passwords import normalise
 
@@ -14,7 +15,16 @@ MAX_LENGTH = 1024  # at least 64 must be accepted; never truncated when hashing
 _SCORED_PREFIX = 64  # zxcvbn refuses inputs over 72 characters; a long prefix decides the score
 
 
-def check_password(password: str, *, email: str, has_2fa: bool, settings: Settings) -> None:
+class LengthPolicy(Protocol):
+    """The minimum lengths that apply (the deployment's, or the settings catalog's for a user)."""
+
+    @property
+    def password_min_length(self) -> int: ...
+    @property
+    def password_min_length_with_2fa(self) -> int: ...
+
+
+def check_password(password: str, *, email: str, has_2fa: bool, settings: LengthPolicy) -> None:
     s = settings
     password = normalise(password)
     minimum = s.password_min_length_with_2fa if has_2fa else s.password_min_length

@@ -26,7 +26,7 @@ from tenantry.errors import NotFound, PermissionDenied, RateLimited, Unauthentic
 from tenantry.ids import TOKEN_PREFIX_API_KEY, TOKEN_PREFIX_IMPERSONATION, TOKEN_PREFIX_SESSION
 from tenantry.security import tokens
 from tenantry.security.passwords import hash_password, needs_rehash, verify_password
-from tenantry.services import audit, impersonation, throttle, totp
+from tenantry.services import audit, impersonation, settings, throttle, totp
 from tenantry.services.context import ServiceContext
 from tenantry.services.sessions import keep_signed_in_user, may_act, principal_of, revoke_user_sessions
 
@@ -52,11 +52,11 @@ def clear_throttle(ctx: ServiceContext, email: str) -> None:
 
 
 def open_session(ctx: ServiceContext, user: User, *, cookie: bool) -> IssuedSession:
-    s = ctx.settings
+    s = settings.user_security(ctx.session, ctx.settings, user)
     now = utcnow()
     token = tokens.new_token(TOKEN_PREFIX_SESSION)
     csrf = tokens.new_token("") if cookie else None
-    restricted = user.totp_enabled_at is None and totp.requires_2fa(ctx, user)
+    restricted = user.totp_enabled_at is None and s.require_2fa
     row = AuthSession(
         token_hash=tokens.digest(token),
         user_id=user.id,
@@ -254,6 +254,7 @@ def authenticate(
         select(
             User,
             AuthSession.id,
+            AuthSession.created_at,
             AuthSession.revoked_at,
             AuthSession.expires_at,
             AuthSession.idle_expires_at,
@@ -261,6 +262,7 @@ def authenticate(
             AuthSession.csrf_hash,
             AuthSession.restricted,
             authz_cache.version_column().label("authz_version"),
+            settings.version_columns()[1].label("settings_version"),
             _PARENT.active.label("parent_active"),
         )
         .join(User, User.id == AuthSession.user_id)
@@ -280,6 +282,16 @@ def authenticate(
         raise Unauthenticated("token is not valid", code="invalid_token")
     keep_signed_in_user(ctx, user)
     authz_cache.prime(ctx.session, row.authz_version)
+    settings.prime(ctx.session, row.authz_version, row.settings_version)
+    # The lifetimes that apply now, not those of the sign-in: a shorter one set since ends the
+    # session at its next request (cached; a lookup only after a settings or membership change).
+    policy = settings.user_security(ctx.session, ctx.settings, user)
+    idle = timedelta(minutes=policy.session_idle_minutes)
+    if (
+        sess.created_at + timedelta(minutes=policy.session_absolute_minutes) <= now
+        or sess.last_seen_at + idle <= now
+    ):
+        raise Unauthenticated("token is not valid", code="invalid_token")
     # Security: for cookie sessions on unsafe methods the caller passes the CSRF header; it must
     # be the token bound to *this* session, not merely equal to some cookie.
     if (
@@ -289,7 +301,6 @@ def authenticate(
     ):
         raise_csrf()
     if now - sess.last_seen_at > _TOUCH_EVERY:
-        idle = timedelta(minutes=ctx.settings.session_idle_minutes)
         _touch(
             ctx,
             update(AuthSession)

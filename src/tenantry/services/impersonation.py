@@ -26,10 +26,10 @@ from tenantry.db import scoping
 from tenantry.db.engine import sqlite_write_intent
 from tenantry.db.tables import Impersonation, Membership, Tenant, User
 from tenantry.db.types import utcnow
-from tenantry.errors import Conflict, Invalid, NotFound, Unauthenticated
+from tenantry.errors import Conflict, Invalid, NotFound, PermissionDenied, Unauthenticated
 from tenantry.ids import TOKEN_PREFIX_IMPERSONATION
 from tenantry.security import tokens
-from tenantry.services import audit
+from tenantry.services import audit, settings
 from tenantry.services.context import ServiceContext
 from tenantry.services.sessions import keep_signed_in_user, may_act, principal_of
 
@@ -55,17 +55,15 @@ def start(
     ctx: ServiceContext, *, user_id: uuid.UUID, reason: str, minutes: int, read_only: bool = False
 ) -> IssuedImpersonation:
     """Begin acting as `user_id` → a token of its own; the caller's session stays as it was."""
-    s = ctx.settings
-    authz.require_impersonation_start(ctx.session, ctx.principal, enabled=s.impersonation)
+    # TENANTRY_IMPERSONATION=off is the deployment's switch; the settings catalog may only narrow
+    # it: its system value, then the values of the target's tenants (below).
+    system = settings.effective(ctx.session, ctx.settings, None).security
+    enabled = ctx.settings.impersonation and system.impersonation_allowed
+    authz.require_impersonation_start(ctx.session, ctx.principal, enabled=enabled)
     reason = reason.strip()
     if not reason or any(c in reason for c in "\r\n"):
         raise Invalid("give a reason (one line)", code="reason_required")
-    if not 1 <= minutes <= s.impersonation_max_minutes:
-        raise Invalid(
-            f"minutes must be between 1 and {s.impersonation_max_minutes}",
-            code="minutes_out_of_range",
-            max_minutes=s.impersonation_max_minutes,
-        )
+    _check_minutes(minutes, system.impersonation_max_minutes)
     stmt = select(User).where(User.id == user_id)  # trash filtered: 404
     if not ctx.principal.is_superadmin:
         # A parent finds only its own aliases: anyone else is refused like an account it may
@@ -84,6 +82,12 @@ def start(
     assert target is not None  # a parent passes only for its own alias, which was found
     if not target.active:
         raise Conflict("the user is deactivated", code="user_inactive")
+    policy = settings.user_security(ctx.session, ctx.settings, target)
+    if not policy.impersonation_allowed:
+        raise PermissionDenied(
+            "a tenant of this user does not allow impersonation", code="impersonation_not_allowed"
+        )
+    _check_minutes(minutes, policy.impersonation_max_minutes)
     assert ctx.principal.user_id is not None
     now = utcnow()
     token = tokens.new_token(TOKEN_PREFIX_IMPERSONATION)
@@ -114,6 +118,13 @@ def start(
         },
     )
     return IssuedImpersonation(token, row.expires_at, row.id)
+
+
+def _check_minutes(minutes: int, maximum: int) -> None:
+    if not 1 <= minutes <= maximum:
+        raise Invalid(
+            f"minutes must be between 1 and {maximum}", code="minutes_out_of_range", max_minutes=maximum
+        )
 
 
 def end(ctx: ServiceContext) -> None:

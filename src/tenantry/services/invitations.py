@@ -17,7 +17,7 @@ from tenantry.mail import outbox
 from tenantry.security import tokens
 from tenantry.security.password_policy import check_password
 from tenantry.security.passwords import dummy_hash, hash_password, verify_password
-from tenantry.services import audit, auth, credentials, membership_invitations, sessions, throttle
+from tenantry.services import audit, auth, credentials, membership_invitations, sessions, settings, throttle
 from tenantry.services.context import ServiceContext
 
 INVITATION = "invitation"
@@ -126,7 +126,10 @@ def _redeem_setting_password(
                 field="token",
             )
         check_password(
-            password, email=user.email, has_2fa=user.totp_enabled_at is not None, settings=ctx.settings
+            password,
+            email=user.email,
+            has_2fa=user.totp_enabled_at is not None,
+            settings=settings.user_security(ctx.session, ctx.settings, user),
         )
 
     _, user = _find(ctx, token, kind, lock=False)
@@ -221,7 +224,10 @@ def change_password(ctx: ServiceContext, *, current_password: str, new_password:
         return hash_password(new_password, ctx.settings)
 
     check_password(
-        new_password, email=user.email, has_2fa=user.totp_enabled_at is not None, settings=ctx.settings
+        new_password,
+        email=user.email,
+        has_2fa=user.totp_enabled_at is not None,
+        settings=settings.user_security(ctx.session, ctx.settings, user),
     )
     # Throttled like a sign-in: a stolen session must not be a free password oracle.
     new_hash = throttle.guard_secret(ctx, user, slow_check=verify_and_hash)

@@ -17,7 +17,7 @@ from tenantry.db.base import SoftDeletable, TenantOwned
 from tenantry.db.tables import ApiKey, DeletionBatch, Membership, Resource, Tenant
 from tenantry.errors import Conflict, Invalid, NotFound, PermissionDenied, PreconditionFailed
 from tenantry.ids import uuid7
-from tenantry.services import audit, membership_invitations, trash, users
+from tenantry.services import audit, membership_invitations, settings, trash, users
 from tenantry.services.context import ServiceContext
 from tenantry.services.pagination import Page, decode_cursor, encode_cursor, invalid_cursor
 
@@ -257,6 +257,7 @@ def create_tenant(
         after=snapshot(tenant),
         tenant_id=tenant.id,
     )
+    settings.apply_new_tenant_defaults(ctx, tenant)
     membership_invitations.creator_joins(ctx, tenant)
     return tenant
 
@@ -293,6 +294,8 @@ def update_tenant(
         action = "tenant.update"
         if "status" in a:
             action = "tenant.suspend" if a["status"] == "suspended" else "tenant.reactivate"
+        if a.keys() & {"branding_color", "branding_logo_url"}:
+            settings.bump(ctx.session)  # the tenant's `branding` settings: mails read them cached
         audit.record(
             ctx, action, target_type="tenant", target_id=tenant.id, before=b, after=a, tenant_id=tenant.id
         )

@@ -30,8 +30,9 @@ from tenantry.db.types import utcnow
 from tenantry.errors import Invalid, RateLimited
 from tenantry.mail import outbox
 from tenantry.security import tokens
-from tenantry.services import audit
+from tenantry.services import audit, settings
 from tenantry.services.context import ServiceContext
+from tenantry.services.settings_catalog import SecuritySettings
 
 if TYPE_CHECKING:
     from tenantry.config import Settings
@@ -49,7 +50,7 @@ def account_key(email: str) -> str:
     return tokens.digest("login:" + email.strip().lower())
 
 
-def _delay_seconds(s: Settings, failures: int) -> int:
+def _delay_seconds(s: SecuritySettings, failures: int) -> int:
     if failures < s.login_free_failures:
         return 0
     return min(s.login_max_delay_seconds, 1 << (failures - s.login_free_failures))
@@ -60,9 +61,10 @@ def reserve_account_attempt(ctx: ServiceContext, key: str) -> tuple[int, bool]:
 
     Parallel guesses therefore each consume an attempt: nobody races past the limit. Returns
     (failures so far including this one, newly locked). Raises RateLimited while waiting.
-    Commits: the reservation must survive whatever happens next.
+    Commits: the reservation must survive whatever happens next. The thresholds are the
+    system values of the settings catalog (one for every account, see settings_catalog).
     """
-    s = ctx.settings
+    s = settings.effective(ctx.session, ctx.settings, None).security
     session = ctx.session
     ins = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     row = None

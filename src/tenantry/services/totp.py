@@ -7,16 +7,15 @@ from dataclasses import dataclass
 
 import pyotp
 import segno
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from tenantry.authz.engine import require_session
-from tenantry.db import core, scoping
-from tenantry.db.tables import AuthSession, Tenant, User
+from tenantry.db.tables import AuthSession, User
 from tenantry.db.types import utcnow
 from tenantry.errors import Conflict, Invalid, Unauthenticated
 from tenantry.security import tokens
 from tenantry.security.passwords import verify_password
-from tenantry.services import audit, throttle
+from tenantry.services import audit, settings, throttle
 from tenantry.services.context import ServiceContext
 from tenantry.services.sessions import revoke_user_sessions
 
@@ -142,20 +141,9 @@ def regenerate_recovery_codes(ctx: ServiceContext, *, code: str) -> list[str]:
 
 
 def requires_2fa(ctx: ServiceContext, user: User) -> bool:
-    """True when any tenant the user belongs to demands 2FA (for an alias: its parent's tenants,
-    where it works)."""
-    m = core.memberships
-    member = user.parent_id or user.id
-    stmt = (
-        select(Tenant.id)
-        .where(
-            Tenant.require_2fa.is_(True),
-            Tenant.id.in_(select(m.c.tenant_id).where(m.c.user_id == member, core.live(m))),
-        )
-        .limit(1)
-    )
-    with scoping.cross_tenant(ctx.session):
-        return ctx.session.scalar(stmt) is not None
+    """True when the settings that apply to the user demand 2FA: any tenant it belongs to (for an
+    alias: its parent's tenants, where it works) requires it, or the system value in none."""
+    return settings.user_security(ctx.session, ctx.settings, user).require_2fa
 
 
 def disable(ctx: ServiceContext, *, password: str, code: str) -> None:

@@ -25,7 +25,7 @@ __all__ = ["DeletionBatch", "Family", "list_batches", "move_to_trash", "purge_ba
 from tenantry.db.types import utcnow
 from tenantry.errors import Conflict, NotFound
 from tenantry.ids import uuid7
-from tenantry.services import audit
+from tenantry.services import audit, settings
 from tenantry.services.context import ServiceContext
 from tenantry.services.pagination import Page, decode_uuid_cursor, encode_cursor
 
@@ -88,7 +88,7 @@ def move_to_trash(
         deleted_by_id=ctx.principal.user_id,
         deleted_by=ctx.principal.label,
         deleted_at=now,
-        purge_after=now + timedelta(days=ctx.settings.trash_retention_days),
+        purge_after=now + timedelta(days=_retention_days(ctx)),
     )
     ctx.session.add(batch)
     ctx.session.flush()
@@ -290,14 +290,24 @@ def _purge_rows(ctx: ServiceContext, batch_id: uuid.UUID) -> dict[str, int]:
     return purged
 
 
+def _retention_days(ctx: ServiceContext) -> int:
+    """The retention period now: the settings catalog's `trash.retention_days` (system-only)."""
+    return settings.effective(ctx.session, ctx.settings, None).trash.retention_days
+
+
 def due_for_purge(ctx: ServiceContext, *, limit: int = 10) -> list[DeletionBatch]:
-    """Claim expired batches with a lease, so several instances never purge one twice."""
+    """Claim expired batches with a lease, so several instances never purge one twice.
+
+    Expired: past the purge date set at deletion, or older than the retention period that
+    applies now (a shorter retention brings purges forward).
+    """
     ctx.require(Perm.TRASH_PURGE, global_scope=True)
     now = utcnow()
+    retention_cut = now - timedelta(days=_retention_days(ctx))
     stmt = (
         select(DeletionBatch)
         .where(
-            DeletionBatch.purge_after <= now,
+            (DeletionBatch.purge_after <= now) | (DeletionBatch.deleted_at <= retention_cut),
             DeletionBatch.purged_at.is_(None),
             DeletionBatch.restored_at.is_(None),
             (DeletionBatch.purge_locked_until.is_(None)) | (DeletionBatch.purge_locked_until < now),

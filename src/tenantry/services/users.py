@@ -27,7 +27,7 @@ from tenantry.db.types import utcnow
 from tenantry.errors import Conflict, Invalid, NotFound
 from tenantry.ids import uuid7
 from tenantry.security.password_policy import check_password
-from tenantry.services import api_keys, audit, credentials, invitations, sessions, trash
+from tenantry.services import api_keys, audit, credentials, invitations, sessions, settings, trash
 from tenantry.services.context import ServiceContext
 from tenantry.services.pagination import Page, decode_uuid_cursor, encode_cursor
 
@@ -81,7 +81,13 @@ def new_user(
     _require_free_email(ctx, email)
     password_hash = None
     if password is not None:
-        check_password(password, email=email, has_2fa=False, settings=ctx.settings)
+        # A new account belongs to no tenant yet: the system values apply.
+        check_password(
+            password,
+            email=email,
+            has_2fa=False,
+            settings=settings.effective(ctx.session, ctx.settings, None).security,
+        )
     if password:
         # Made before the first write (no write lock held meanwhile); the address is checked
         # again in the transaction that inserts.

@@ -16,6 +16,7 @@ from tenantry.db.tables.resource_unique_values import ResourceUniqueValue
 from tenantry.db.tables.resources import Resource
 from tenantry.db.tables.roles import Role, TenantRole
 from tenantry.db.tables.sessions import AuthSession
+from tenantry.db.tables.settings import SystemSetting, TenantSetting
 from tenantry.db.tables.shared_resources import SharedResource, SharedResourceAssignment
 from tenantry.db.tables.ssh_keys import SshKey
 from tenantry.db.tables.tenants import Tenant
@@ -47,8 +48,10 @@ __all__ = [
     "SharedResource",
     "SharedResourceAssignment",
     "SshKey",
+    "SystemSetting",
     "Tenant",
     "TenantRole",
+    "TenantSetting",
     "User",
     "UserToken",
 ]

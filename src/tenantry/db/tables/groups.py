@@ -43,9 +43,11 @@ class GroupMember(Base):
 
 class AuthzState(Base):
     """One row: the authorization version. Every role/grant/group/membership change bumps it in
-    the same transaction, so every instance's permission cache notices on its next request."""
+    the same transaction, so every instance's permission cache notices on its next request.
+    `settings_version` does the same for the settings catalog's values (services/settings.py)."""
 
     __tablename__ = "authz_state"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     version: Mapped[int] = mapped_column(default=0)
+    settings_version: Mapped[int] = mapped_column(default=0)

@@ -19,11 +19,10 @@ class Tenant(Timestamped, SoftDeletable, Base):
     slug: Mapped[str] = mapped_column(String(63), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
+    # The tenant's values of the settings catalog's `branding` category (None: the system value).
     branding_color: Mapped[str | None] = mapped_column(String(7), default=None)
     branding_logo_url: Mapped[str | None] = mapped_column(String(2048), default=None)
     status: Mapped[str] = mapped_column(String(16), default="active")
-    # Members without 2FA must set it up at their next sign-in.
-    require_2fa: Mapped[bool] = mapped_column(default=False)
     version: Mapped[int] = mapped_column(default=1)
 
     __mapper_args__ = {"version_id_col": version}

@@ -1,0 +1,125 @@
+"""settings catalog: system values, tenant overrides, a settings version; tenants.require_2fa moves in
+
+The per-tenant 2FA flag becomes the `security.require_2fa` override of the tenants that had it
+switched on; the column goes.
+
+Revision ID: 0011
+Revises: 0010
+"""
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from alembic import op
+
+from tenantry.db import rls
+from tenantry.db.types import JSONType, UTCDateTime
+from tenantry.ids import uuid7
+
+revision: str = "0011"
+down_revision: str | None = "0010"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+TENANT_OWNED = ["tenant_settings"]
+
+
+def upgrade() -> None:
+    op.create_table(
+        "system_settings",
+        sa.Column("category", sa.String(length=32), nullable=False),
+        sa.Column("key", sa.String(length=64), nullable=False),
+        sa.Column("value", JSONType, nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("category", "key", name=op.f("pk_system_settings")),
+    )
+    op.create_table(
+        "tenant_settings",
+        sa.Column("category", sa.String(length=32), nullable=False),
+        sa.Column("key", sa.String(length=64), nullable=False),
+        sa.Column("value", JSONType, nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("tenant_id", sa.Uuid(), nullable=False),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"],
+            ["tenants.id"],
+            name=op.f("fk_tenant_settings_tenant_id_tenants"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("tenant_id", "id", name=op.f("pk_tenant_settings")),
+        sa.UniqueConstraint(
+            "tenant_id", "category", "key", name=op.f("uq_tenant_settings_tenant_id_category_key")
+        ),
+    )
+    with op.batch_alter_table("authz_state", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("settings_version", sa.Integer(), nullable=False, server_default="0"))
+    with op.batch_alter_table("authz_state", schema=None) as batch_op:
+        batch_op.alter_column("settings_version", server_default=None)
+
+    # Today's values: every tenant that required 2FA gets the override (before RLS is on: the
+    # owner is subject to FORCEd policies too).
+    conn = op.get_bind()
+    tenants = sa.table("tenants", sa.column("id", sa.Uuid()), sa.column("require_2fa", sa.Boolean()))
+    ids = [row.id for row in conn.execute(sa.select(tenants.c.id).where(tenants.c.require_2fa.is_(True)))]
+    overrides = sa.table(
+        "tenant_settings",
+        sa.column("tenant_id", sa.Uuid()),
+        sa.column("id", sa.Uuid()),
+        sa.column("category", sa.String()),
+        sa.column("key", sa.String()),
+        sa.column("value", JSONType),
+        sa.column("updated_at", UTCDateTime()),
+    )
+    now = datetime.now(UTC)
+    if ids:
+        op.bulk_insert(
+            overrides,
+            [
+                {
+                    "tenant_id": tid,
+                    "id": uuid7(),
+                    "category": "security",
+                    "key": "require_2fa",
+                    "value": True,
+                    "updated_at": now,
+                }
+                for tid in ids
+            ],
+        )
+    with op.batch_alter_table("tenants", schema=None) as batch_op:
+        batch_op.drop_column("require_2fa")
+    rls.enable(conn, TENANT_OWNED)
+
+
+def downgrade() -> None:
+    conn = op.get_bind()
+    rls.disable(conn, TENANT_OWNED)
+    with op.batch_alter_table("tenants", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("require_2fa", sa.Boolean(), nullable=False, server_default=sa.false()))
+    with op.batch_alter_table("tenants", schema=None) as batch_op:
+        batch_op.alter_column("require_2fa", server_default=None)
+    overrides = sa.table(
+        "tenant_settings",
+        sa.column("tenant_id", sa.Uuid()),
+        sa.column("category", sa.String()),
+        sa.column("key", sa.String()),
+        sa.column("value", JSONType),
+    )
+    required = [
+        row.tenant_id
+        for row in conn.execute(
+            sa.select(overrides.c.tenant_id, overrides.c.value).where(
+                overrides.c.category == "security", overrides.c.key == "require_2fa"
+            )
+        )
+        if row.value is True
+    ]
+    if required:
+        tenants = sa.table("tenants", sa.column("id", sa.Uuid()), sa.column("require_2fa", sa.Boolean()))
+        conn.execute(sa.update(tenants).where(tenants.c.id.in_(required)).values(require_2fa=True))
+    with op.batch_alter_table("authz_state", schema=None) as batch_op:
+        batch_op.drop_column("settings_version")
+    op.drop_table("tenant_settings")
+    op.drop_table("system_settings")
