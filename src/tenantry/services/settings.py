@@ -196,7 +196,7 @@ def _system(session: Session, deployment: Settings, versions: tuple[int, int] | 
             return hit  # type: ignore[no-any-return]
     values = deployment_defaults(deployment)
     sources: dict[tuple[str, str], Source] = {}
-    rows = [(r.category, r.key, r.value) for r in session.execute(select(SystemSetting))]
+    rows = [(r.category, r.key, r.value) for r in session.scalars(select(SystemSetting))]
     _merge(values, rows, "system", sources)
     result = _build(values, sources)
     if versions is not None:
@@ -316,15 +316,19 @@ class SettingView:
 CategoryView = dict[str, SettingView]
 
 
-def _view(values: EffectiveSettings, names: tuple[str, ...]) -> dict[str, CategoryView]:
+def _view(values: EffectiveSettings, names: tuple[str, ...], *, tenant: bool) -> dict[str, CategoryView]:
+    """In a tenant's view a system value is its default: the source is `default` or `tenant`."""
     out: dict[str, CategoryView] = {}
     for name in names:
         cls = CATEGORIES[name]
         data = values.category(name).model_dump(mode="json")
-        out[name] = {
-            key: SettingView(data[key], values.source(name, key), cls.overridable(key))
-            for key in cls.model_fields
-        }
+        view: CategoryView = {}
+        for key in cls.model_fields:
+            source = values.source(name, key)
+            if tenant and source == "system":
+                source = "default"
+            view[key] = SettingView(data[key], source, cls.overridable(key))
+        out[name] = view
     return out
 
 
@@ -370,13 +374,13 @@ def _validated(
 def get_system_settings(ctx: ServiceContext) -> dict[str, CategoryView]:
     """Every category's system value (superadmins): what applies where no tenant overrides."""
     ctx.require(Perm.SETTINGS_READ, global_scope=True)
-    return _view(effective(ctx.session, ctx.settings, None), tuple(CATEGORIES))
+    return _view(effective(ctx.session, ctx.settings, None), tuple(CATEGORIES), tenant=False)
 
 
 def get_system_category(ctx: ServiceContext, category: str) -> CategoryView:
     ctx.require(Perm.SETTINGS_READ, global_scope=True)
     _category(category)
-    return _view(effective(ctx.session, ctx.settings, None), (category,))[category]
+    return _view(effective(ctx.session, ctx.settings, None), (category,), tenant=False)[category]
 
 
 def update_system_settings(ctx: ServiceContext, category: str, changes: dict[str, Any]) -> CategoryView:
@@ -404,19 +408,19 @@ def update_system_settings(ctx: ServiceContext, category: str, changes: dict[str
             after=a,
             tenant_id=None,
         )
-    return _view(effective(ctx.session, ctx.settings, None), (category,))[category]
+    return _view(effective(ctx.session, ctx.settings, None), (category,), tenant=False)[category]
 
 
 def get_tenant_settings(ctx: ServiceContext, tenant: Tenant) -> dict[str, CategoryView]:
     """The merged view of the tenant-visible categories, with each key's source."""
     ctx.require(Perm.SETTINGS_READ, tenant_id=tenant.id)
-    return _view(effective(ctx.session, ctx.settings, tenant.id), TENANT_CATEGORIES)
+    return _view(effective(ctx.session, ctx.settings, tenant.id), TENANT_CATEGORIES, tenant=True)
 
 
 def get_tenant_category(ctx: ServiceContext, tenant: Tenant, category: str) -> CategoryView:
     ctx.require(Perm.SETTINGS_READ, tenant_id=tenant.id)
     _tenant_category(category)
-    return _view(effective(ctx.session, ctx.settings, tenant.id), (category,))[category]
+    return _view(effective(ctx.session, ctx.settings, tenant.id), (category,), tenant=True)[category]
 
 
 def _overrides(ctx: ServiceContext, tenant: Tenant, category: str) -> dict[str, Any]:
@@ -492,7 +496,7 @@ def _change_tenant(
             after=a,
             tenant_id=tenant.id,
         )
-    return _view(effective(ctx.session, ctx.settings, tenant.id), (category,))[category]
+    return _view(effective(ctx.session, ctx.settings, tenant.id), (category,), tenant=True)[category]
 
 
 def update_tenant_settings(
