@@ -145,3 +145,71 @@ def test_each_revision_downgrades_and_upgrades_on_its_own(tmp_path: Path) -> Non
         assert _tables(url) == set()
     finally:
         backend.drop()
+
+
+def test_settings_catalog_migration_keeps_each_tenants_require_2fa(tmp_path: Path) -> None:
+    """0011 moves `tenants.require_2fa` into the settings catalog's overrides and back."""
+    import sqlalchemy as sa
+
+    from tenantry.db.types import JSONType, UTCDateTime, utcnow
+    from tenantry.ids import uuid7
+
+    backend = create_backend(tmp_path, migrated=False)
+    tenants = sa.table(
+        "tenants",
+        sa.column("id", sa.Uuid()),
+        sa.column("slug", sa.String()),
+        sa.column("name", sa.String()),
+        sa.column("description", sa.Text()),
+        sa.column("status", sa.String()),
+        sa.column("require_2fa", sa.Boolean()),
+        sa.column("version", sa.Integer()),
+        sa.column("created_at", UTCDateTime()),
+        sa.column("updated_at", UTCDateTime()),
+    )
+    overrides = sa.table(
+        "tenant_settings",
+        sa.column("tenant_id", sa.Uuid()),
+        sa.column("category", sa.String()),
+        sa.column("key", sa.String()),
+        sa.column("value", JSONType),
+    )
+    strict, lax = uuid7(), uuid7()
+    try:
+        url = backend.owner_url
+        migrate.upgrade(url, "0010", app_url=backend.app_url)
+        engine = make_engine(url)
+        try:
+            with engine.begin() as conn:
+                now = utcnow()
+                for tid, slug, flag in ((strict, "strict", True), (lax, "lax", False)):
+                    conn.execute(
+                        tenants.insert().values(
+                            id=tid,
+                            slug=slug,
+                            name=slug,
+                            description="",
+                            status="active",
+                            require_2fa=flag,
+                            version=1,
+                            created_at=now,
+                            updated_at=now,
+                        )
+                    )
+            migrate.upgrade(url, "0011", app_url=backend.app_url)
+            with engine.begin() as conn:
+                if conn.dialect.name == "postgresql":  # FORCEd RLS applies to the owner too
+                    conn.execute(text("SELECT set_config('tenantry.cross_tenant', 'on', true)"))
+                rows = conn.execute(sa.select(overrides)).all()
+                assert [(r.tenant_id, r.category, r.key, r.value) for r in rows] == [
+                    (strict, "security", "require_2fa", True)
+                ]
+                assert "require_2fa" not in {c["name"] for c in inspect(conn).get_columns("tenants")}
+            migrate.downgrade(url, "0010")
+            with engine.begin() as conn:
+                flags = dict(conn.execute(sa.select(tenants.c.id, tenants.c.require_2fa)).all())
+                assert flags == {strict: True, lax: False}
+        finally:
+            engine.dispose()
+    finally:
+        backend.drop()
