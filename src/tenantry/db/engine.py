@@ -55,4 +55,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     # that died (server restart) fails its first statement instead, and SQLAlchemy then
     # invalidates the whole pool, so one request sees the outage, not one per connection.
     kwargs.setdefault("pool_pre_ping", False)
+    # A server that does not answer (restarting, unreachable) must not hold a request for
+    # minutes: give up connecting after a bound; the request then answers 503.
+    connect_args = dict(kwargs.pop("connect_args", None) or {})
+    if "connect_timeout" not in parsed.query:
+        connect_args.setdefault("connect_timeout", 5)
+    kwargs["connect_args"] = connect_args
+    kwargs.setdefault("pool_timeout", 10)
     return create_engine(url, **kwargs)
