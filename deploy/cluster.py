@@ -170,7 +170,9 @@ class Cluster:
             for n, p in sorted(self.processes.items())
             if n.startswith("instance")
         )
-        text = TEMPLATE.read_text().format(proxy_port=self.proxy_port, servers=servers)
+        text = TEMPLATE.read_text().format(
+            proxy_port=self.proxy_port, servers=servers, errorfile_503=TEMPLATE.with_name("haproxy-503.http")
+        )
         self.haproxy_cfg().write_text(text)
 
     def start(self, *, init: bool = True, timeout: float = 90) -> None:
