@@ -142,7 +142,7 @@ class Cluster:
         return [sys.executable, "-m", "tenantry", *args]
 
     def init(self) -> None:
-        subprocess.run(
+        subprocess.run(  # noqa: S603  (our own interpreter and arguments)
             self._tenantry("init"), env=self.environment(), check=True, stdout=subprocess.DEVNULL, timeout=120
         )
 
@@ -189,7 +189,7 @@ class Cluster:
     def start_process(self, name: str) -> Process:
         proc = self.processes[name]
         log = (self.state_dir / f"{name}.log").open("ab")
-        proc.popen = subprocess.Popen(
+        proc.popen = subprocess.Popen(  # noqa: S603  (argv built here, no shell)
             proc.argv,
             env=self.environment(),
             stdout=log,

@@ -26,10 +26,10 @@ from typing import Any
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
+from deploy.cluster import Cluster, free_port
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
-from deploy.cluster import Cluster, free_port
 from tests.smtp_sink import SmtpSink
 
 TEST_SECONDS = 90
@@ -91,7 +91,9 @@ class OwnPostgres:
             )
 
     def pg_ctl(self, *args: str) -> None:
-        self._run(_pg_bin("pg_ctl") or "pg_ctl", "-D", str(self.data), "-l", str(self.directory / "log"), *args)
+        self._run(
+            _pg_bin("pg_ctl") or "pg_ctl", "-D", str(self.data), "-l", str(self.directory / "log"), *args
+        )
 
     def start(self) -> None:
         self.pg_ctl("-w", "-t", "60", "start")
@@ -134,13 +136,26 @@ class OwnRedis:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
             stdout=subprocess.DEVNULL,
             start_new_session=True,
         )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), __import__("socket").create_connection(("127.0.0.1", self.port), 1):
+            with (
+                contextlib.suppress(OSError),
+                __import__("socket").create_connection(("127.0.0.1", self.port), 1),
+            ):
                 return
             time.sleep(0.05)
         raise TimeoutError("redis did not start")

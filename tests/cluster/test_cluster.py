@@ -11,9 +11,9 @@ import secrets
 import time
 
 import pytest
-
 from deploy.cluster import Cluster
-from tests.cluster.conftest import OwnPostgres, OwnRedis, OwnSmtp, client, login
+
+from tests.cluster.conftest import OwnPostgres, OwnRedis, OwnSmtp, client
 
 pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("cluster")]
 
@@ -117,7 +117,9 @@ def _fail(port: int, email: str, source: str) -> int:
         return r.status_code
 
 
-def test_login_failures_on_both_instances_count_toward_one_lock_out(cluster: Cluster, admin_token: str) -> None:
+def test_login_failures_on_both_instances_count_toward_one_lock_out(
+    cluster: Cluster, admin_token: str
+) -> None:
     a, b = cluster.instance_ports
     _, email = make_user(cluster, admin_token)
     lock_after = int(cluster.env["TENANTRY_LOGIN_LOCK_AFTER"])
@@ -180,7 +182,9 @@ def test_outbox_mail_and_purge_batches_are_handled_exactly_once(
     emails = [make_user(cluster, admin_token)[1] for _ in range(12)]
     with client(cluster.proxy_port) as c:
         for email in emails:
-            r = c.post("/api/v1/auth/password/forgot", json={"email": email}, headers={"X-Forwarded-For": address()})
+            r = c.post(
+                "/api/v1/auth/password/forgot", json={"email": email}, headers={"X-Forwarded-For": address()}
+            )
             assert r.status_code == 202, r.text
     # Trash: tenants deleted now, then aged past the retention period so that every runner is due.
     slugs = [f"purge-{secrets.token_hex(3)}" for _ in range(4)]
@@ -197,7 +201,8 @@ def test_outbox_mail_and_purge_batches_are_handled_exactly_once(
     while time.monotonic() < deadline:
         delivered = all(own_smtp.sink.to(e) for e in emails)
         pending = _owner(
-            own_pg, "SELECT count(*) FROM deletion_batches WHERE root_name LIKE 'purge-%' AND purged_at IS NULL"
+            own_pg,
+            "SELECT count(*) FROM deletion_batches WHERE root_name LIKE 'purge-%' AND purged_at IS NULL",
         )[0][0]
         if delivered and pending == 0:
             break

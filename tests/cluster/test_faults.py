@@ -14,8 +14,8 @@ from collections import Counter
 
 import httpx
 import pytest
-
 from deploy.cluster import Cluster
+
 from tests.cluster.conftest import OwnPostgres, OwnSmtp, client
 from tests.cluster.test_cluster import address, make_user, sign_in
 
@@ -138,10 +138,17 @@ def test_mail_waits_in_the_outbox_while_smtp_is_down_and_arrives_once(
     try:
         with client(cluster.proxy_port) as c:
             for email in emails:
-                r = c.post("/api/v1/auth/password/forgot", json={"email": email}, headers={"X-Forwarded-For": address()})
+                r = c.post(
+                    "/api/v1/auth/password/forgot",
+                    json={"email": email},
+                    headers={"X-Forwarded-For": address()},
+                )
                 assert r.status_code == 202
         deadline = time.monotonic() + 30
-        sql = "SELECT attempts, next_attempt_at > now() + interval '20 seconds' FROM outbox WHERE to_addr IN :to"
+        sql = (
+            "SELECT attempts, next_attempt_at > now() + interval '20 seconds' FROM outbox "
+            "WHERE to_addr IN :to"
+        )
         rows: list[tuple[int, bool]] = []
         while time.monotonic() < deadline:
             rows = [tuple(r) for r in own_pg.execute(sql.replace(":to", _in(emails)))]
@@ -169,8 +176,8 @@ RESOURCES = 100_000
 # What a restore must bring back exactly: every row's identity and content (its version and
 # updated_at move with the delete and the restore, like any change).
 CHECKSUM = (
-    "SELECT md5(string_agg(concat_ws('|', id, type, name, attributes::text, parent_id, created_at, deleted_at,"
-    " deletion_batch_id), ',' ORDER BY id)) FROM resources WHERE tenant_id = :t"
+    "SELECT md5(string_agg(concat_ws('|', id, type, name, attributes::text, parent_id, created_at,"
+    " deleted_at, deletion_batch_id), ',' ORDER BY id)) FROM resources WHERE tenant_id = :t"
 )
 
 
@@ -185,7 +192,7 @@ def test_kill_9_during_a_large_tenant_delete_leaves_it_whole_and_the_restore_is_
     rtype = "cluster_item"  # a type without required attributes or parents
     own_pg.execute(
         "INSERT INTO resource_types (key, name, schema, unique_fields, parent_type, cascade_delete, "
-        "\"references\", builtin, version, created_at, updated_at) "
+        '"references", builtin, version, created_at, updated_at) '
         "VALUES (:k, 'Cluster item', '{}', '[]', NULL, false, '{}', false, 1, now(), now()) "
         "ON CONFLICT DO NOTHING",
         k=rtype,
@@ -209,7 +216,10 @@ def test_kill_9_during_a_large_tenant_delete_leaves_it_whole_and_the_restore_is_
         + f" FROM resources, generate_series(1, {RESOURCES - 1}) AS g WHERE id = :seed",
         seed=seed,
     )
-    count = f"SELECT count(*) FILTER (WHERE deleted_at IS NULL), count(*) FROM resources WHERE tenant_id = '{tenant_id}'"
+    count = (
+        "SELECT count(*) FILTER (WHERE deleted_at IS NULL), count(*) FROM resources "
+        f"WHERE tenant_id = '{tenant_id}'"
+    )
     assert own_pg.execute(count)[0] == (RESOURCES, RESOURCES)
     before = own_pg.execute(CHECKSUM, t=tenant_id)[0][0]
 
@@ -244,8 +254,8 @@ def test_kill_9_during_a_large_tenant_delete_leaves_it_whole_and_the_restore_is_
         # Untouched: the server rolled the transaction back when its client died.
         deadline = time.monotonic() + 30
         while own_pg.execute(
-            "SELECT 1 FROM pg_stat_activity WHERE usename = 'tenantry_app' AND query ILIKE 'UPDATE resources%' "
-            "AND state <> 'idle'"
+            "SELECT 1 FROM pg_stat_activity WHERE usename = 'tenantry_app' "
+            "AND query ILIKE 'UPDATE resources%' AND state <> 'idle'"
         ):
             assert time.monotonic() < deadline
             time.sleep(0.1)

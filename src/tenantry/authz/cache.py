@@ -237,7 +237,8 @@ def _redis_subscriber(redis_url: str) -> Any:
     import redis
 
     # No read timeout on the subscription itself: get_message polls with its own timeout.
-    return redis.Redis.from_url(redis_url, socket_connect_timeout=1, health_check_interval=10).pubsub()
+    client = redis.Redis.from_url(redis_url, socket_connect_timeout=1, health_check_interval=10)
+    return client.pubsub()  # type: ignore[no-untyped-call]
 
 
 def stop_listening() -> None:
