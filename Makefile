@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 PYTEST_ARGS ?= -n 2 --dist loadgroup
 
-.PHONY: setup run test test-sqlite test-postgres lint bench bench-full clean
+.PHONY: setup run test test-sqlite test-postgres lint bench bench-full cluster cluster-stop clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,15 @@ run: setup
 	mkdir -p var
 	$(BIN)/tenantry init
 	$(BIN)/tenantry serve --host 127.0.0.1 --port 8000
+
+# Two instances and a worker behind HAProxy on the local PostgreSQL and Redis (README, Production).
+# TENANTRY_DATABASE_URL / TENANTRY_REDIS_URL choose them; CLUSTER_PORT the proxy's port.
+CLUSTER_PORT ?= 8080
+cluster: setup
+	$(BIN)/python -m deploy.cluster up --port $(CLUSTER_PORT)
+
+cluster-stop:
+	$(BIN)/python -m deploy.cluster down
 
 test: setup
 	$(MAKE) --no-print-directory test-sqlite
