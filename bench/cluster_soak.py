@@ -2,11 +2,11 @@
 
 For a bounded time (5 minutes; `--quick`: 30 s; TENANTRY_SOAK_SECONDS overrides) a few client
 threads send, through the proxy: sign-ins, reads (`GET /me`, a resource list), writes (create
-a resource, update the profile), and one thread deletes and restores a tenant of 1,000
+a resource, update the profile), and one thread deletes and restores a tenant of 100
 resources over and over. Reported: requests, errors (anything but 2xx other than deliberate
-refusals — there are none in this mix — must be 0), p50/p99 per kind, and every process's
-resident memory at the start and the end (growth). "refused" counts deliberate refusals (two
-clients updating the shared profile at once: 409), which are not errors.
+refusals; must be 0), p50/p99 per kind, and every process's resident memory at the start and
+the end (growth). "refused" counts the deliberate refusals (two clients updating the shared
+profile at once: 409 `concurrent_update`).
 
 Needs PostgreSQL (TENANTRY_BENCH_POSTGRES_URL or TENANTRY_TEST_POSTGRES_URL) and haproxy; Redis
 from TENANTRY_TEST_REDIS_URL, else a redis-server of its own on a free port. Prints; never
@@ -38,7 +38,7 @@ from bench._harness import postgres_admin_url, temporary_backend
 
 PASSWORD = "soak-lantern-harbour-quartz-7"
 ADMIN = "soak-admin@example.com"
-SEED = 1_000
+SEED = 100
 CLIENTS = 4
 RESOURCES = "/api/v1/tenants/soak/resources"
 
@@ -136,7 +136,7 @@ def _soak(console: Console, cluster: Cluster, seconds: float) -> None:
         c.headers["Authorization"] = f"Bearer {token}"
         for slug in ("soak", "soak-trash"):
             c.post("/api/v1/tenants", json={"slug": slug, "name": slug}).raise_for_status()
-        for i in range(SEED // 10):  # a few through the API; the rest is the same payload repeated
+        for i in range(SEED):
             c.post(
                 "/api/v1/tenants/soak-trash/resources",
                 json={"type": "server", "name": f"seed-{i}", "attributes": {}},
