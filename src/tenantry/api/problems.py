@@ -194,7 +194,7 @@ def install(app: FastAPI) -> None:
         """The database is down, restarting or refusing writes: 503, never a 500 page."""
         code = availability.classify(exc)
         if code is None:
-            return await _unexpected(request, exc)
+            raise exc  # a bug, not an outage: the 500 handler below answers (and logs) it
         log.warning(
             "database error answered 503",
             extra={"fields": {"code": code, "error": type(exc.orig).__name__, "path": request.url.path}},
