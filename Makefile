@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
-PYTEST_ARGS ?= -n 2 --dist loadgroup
+PYTEST_ARGS ?= -n 2
 
 .PHONY: setup run test test-sqlite test-postgres lint bench bench-full cluster cluster-stop clean
 
@@ -39,8 +39,11 @@ test: setup
 test-sqlite: setup
 	TENANTRY_TEST_BACKEND=sqlite $(BIN)/pytest $(PYTEST_ARGS)
 
+# The cluster and fault tests (tests/cluster/) start one cluster of their own and run in one
+# process after the rest: spread over xdist workers, each worker would start another cluster.
 test-postgres: setup
-	TENANTRY_TEST_BACKEND=postgres $(BIN)/pytest $(PYTEST_ARGS)
+	TENANTRY_TEST_BACKEND=postgres $(BIN)/pytest $(PYTEST_ARGS) -m "not cluster and not fault"
+	TENANTRY_TEST_BACKEND=postgres $(BIN)/pytest -n 0 -m "cluster or fault" tests/cluster
 
 lint: setup
 	$(BIN)/ruff check .

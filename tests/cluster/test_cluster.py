@@ -15,7 +15,7 @@ from deploy.cluster import Cluster
 
 from tests.cluster.conftest import OwnPostgres, OwnRedis, OwnSmtp, client
 
-pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("cluster")]
+pytestmark = [pytest.mark.cluster]
 
 PASSWORD = "a-long-cluster-passphrase-42"
 _addresses = itertools.count(1)

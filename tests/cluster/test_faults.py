@@ -19,7 +19,7 @@ from deploy.cluster import Cluster
 from tests.cluster.conftest import OwnPostgres, OwnSmtp, client
 from tests.cluster.test_cluster import address, make_user, sign_in
 
-pytestmark = [pytest.mark.cluster, pytest.mark.fault, pytest.mark.xdist_group("cluster")]
+pytestmark = [pytest.mark.cluster, pytest.mark.fault]
 PROBLEM = "application/problem+json"
 
 
