@@ -13,9 +13,9 @@ import time
 import pytest
 from deploy.cluster import Cluster
 
-from tests.cluster.conftest import OwnPostgres, OwnRedis, OwnSmtp, client
+from tests.cluster.conftest import OwnPostgres, OwnRedis, OwnSmtp, client, needs_tools
 
-pytestmark = [pytest.mark.cluster]
+pytestmark = [pytest.mark.cluster, needs_tools]
 
 PASSWORD = "a-long-cluster-passphrase-42"
 _addresses = itertools.count(1)

@@ -16,10 +16,10 @@ import httpx
 import pytest
 from deploy.cluster import Cluster
 
-from tests.cluster.conftest import OwnPostgres, OwnSmtp, client
+from tests.cluster.conftest import OwnPostgres, OwnSmtp, client, needs_tools
 from tests.cluster.test_cluster import address, make_user, sign_in
 
-pytestmark = [pytest.mark.cluster, pytest.mark.fault]
+pytestmark = [pytest.mark.cluster, pytest.mark.fault, needs_tools]
 PROBLEM = "application/problem+json"
 
 
