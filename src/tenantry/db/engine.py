@@ -61,5 +61,4 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if "connect_timeout" not in parsed.query:
         connect_args.setdefault("connect_timeout", 5)
     kwargs["connect_args"] = connect_args
-    kwargs.setdefault("pool_timeout", 10)
     return create_engine(url, **kwargs)
