@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 PYTEST_ARGS ?= -n 2
 
-.PHONY: setup run test test-sqlite test-postgres lint bench bench-full clean
+.PHONY: setup run test test-sqlite test-postgres lint bench bench-full cluster cluster-stop clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,15 @@ run: setup
 	$(BIN)/tenantry init
 	$(BIN)/tenantry serve --host 127.0.0.1 --port 8000
 
+# Two instances and a worker behind HAProxy on the local PostgreSQL and Redis (README, Production).
+# TENANTRY_DATABASE_URL / TENANTRY_REDIS_URL choose them; CLUSTER_PORT the proxy's port.
+CLUSTER_PORT ?= 8080
+cluster: setup
+	$(BIN)/python -m deploy.cluster up --port $(CLUSTER_PORT)
+
+cluster-stop:
+	$(BIN)/python -m deploy.cluster down
+
 test: setup
 	$(MAKE) --no-print-directory test-sqlite
 	@if [ -n "$$TENANTRY_TEST_POSTGRES_URL" ]; then \
@@ -30,8 +39,11 @@ test: setup
 test-sqlite: setup
 	TENANTRY_TEST_BACKEND=sqlite $(BIN)/pytest $(PYTEST_ARGS)
 
+# The cluster and fault tests (tests/cluster/) start one cluster of their own and run in one
+# process after the rest: spread over xdist workers, each worker would start another cluster.
 test-postgres: setup
-	TENANTRY_TEST_BACKEND=postgres $(BIN)/pytest $(PYTEST_ARGS)
+	TENANTRY_TEST_BACKEND=postgres $(BIN)/pytest $(PYTEST_ARGS) -m "not cluster and not fault"
+	TENANTRY_TEST_BACKEND=postgres $(BIN)/pytest -n 0 -m "cluster or fault" tests/cluster
 
 lint: setup
 	$(BIN)/ruff check .

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -15,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from tenantry import errors
 from tenantry.api.deps import request_meta
 from tenantry.authz.engine import AuthzDenied, mark_decided
+from tenantry.db import availability
 from tenantry.services import audit
 
 STATUS = {
@@ -55,7 +57,7 @@ DOCUMENTED = {
     428: "If-Match required",
     429: "Too many requests",
     500: "Unexpected error (quote the request id)",
-    503: "Not ready (readiness probe)",
+    503: "Database unavailable or read-only for now (retry after Retry-After); not ready (probe)",
 }
 
 
@@ -186,6 +188,27 @@ def install(app: FastAPI) -> None:
         return problem(
             409, "concurrent_update", "the object was changed by another request at the same time; retry"
         )
+
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+        """The database is down, restarting or refusing writes: 503, never a 500 page."""
+        code = availability.classify(exc)
+        if code is None:
+            raise exc  # a bug, not an outage: the 500 handler below answers (and logs) it
+        log.warning(
+            "database error answered 503",
+            extra={"fields": {"code": code, "error": type(exc.orig).__name__, "path": request.url.path}},
+        )
+        if code == "database_read_only":
+            detail = "the database accepts no changes right now (read-only or out of space); reads work"
+        else:
+            detail = "the database is not reachable right now; retry shortly"
+        resp = problem(503, code, detail, title="Service unavailable")
+        resp.headers["Retry-After"] = "5" if code == "database_unavailable" else "60"
+        rid = getattr(request.state, "request_id", None)
+        if rid:
+            resp.headers["X-Request-ID"] = rid
+        return resp
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -14,6 +14,9 @@ Both checks live here once instead of in every handler:
   sessions they opened are closed there after it. Profiling showed each hop (loop wake-up,
   queue, anyio) costing more CPU than the query it carried; FastAPI gives every sync
   dependency, the endpoint and the response validation a hop of their own.
+- A read (GET/HEAD) whose database connection broke (server restarted, connection dropped) is
+  run once more on a fresh connection (`db/availability.py` says which errors qualify); a
+  write is not repeated and answers 503 `database_unavailable` (api/problems.py).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import functools
 import inspect
 import json
 import re
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +37,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from tenantry.db.availability import RETRY_PAUSE_SECONDS, connection_lost
 from tenantry.errors import Invalid, NotFound
 
 QUERY_PREFIXES = "x-query-prefixes"
@@ -69,6 +74,7 @@ class RequestWork:
 
     steps: list[Callable[[], object]] = field(default_factory=list)
     sessions: list[Session] = field(default_factory=list)
+    idempotent: bool = False
 
     def prepare(self) -> None:
         while self.steps:
@@ -79,7 +85,20 @@ class RequestWork:
             session.close()
 
     def run(self, endpoint: Callable[..., Any], arguments: dict[str, Any]) -> Any:
+        steps = list(self.steps)
         try:
+            try:
+                self.prepare()
+                return endpoint(**arguments)
+            except Exception as exc:
+                if not (self.idempotent and connection_lost(exc)):
+                    raise
+            # A read on a connection that broke: the pool was invalidated, so the same sessions,
+            # rolled back, begin again on fresh connections. Once; a second failure is the answer.
+            for session in self.sessions:
+                session.rollback()
+            time.sleep(RETRY_PAUSE_SECONDS)
+            self.steps = steps
             self.prepare()
             return endpoint(**arguments)
         finally:
@@ -93,7 +112,7 @@ _REQUEST = "_tenantry_request"
 def request_work(request: Request) -> RequestWork:
     work: RequestWork | None = getattr(request.state, _WORK, None)
     if work is None:
-        work = RequestWork()
+        work = RequestWork(idempotent=request.method in ("GET", "HEAD"))
         setattr(request.state, _WORK, work)
     return work
 

@@ -178,39 +178,72 @@ def _forget_transaction_state(session: Session, transaction: SessionTransaction)
 def listen(redis_url: str) -> threading.Thread:
     """Clear this instance's cache whenever another instance publishes a bump.
 
-    The subscription is confirmed before this returns, so no bump published afterwards is missed.
+    When Redis is reachable the subscription is confirmed before this returns, so no bump
+    published afterwards is missed. When it is not (or goes away later) the thread keeps trying
+    to subscribe again; meanwhile the per-request version check keeps every answer correct, and
+    the cache is cleared on each re-subscription since bumps may have been missed.
     """
     global _redis
     import redis
 
-    _redis = redis.Redis.from_url(redis_url)
-    pubsub = _redis.pubsub()
-    pubsub.subscribe(CHANNEL)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        message = pubsub.get_message(timeout=0.5)
-        if message is not None and message["type"] == "subscribe":
-            break
+    _redis = redis.Redis.from_url(redis_url, socket_connect_timeout=1, socket_timeout=1)
+    stopping = threading.Event()
+    _listeners.append(stopping)
+
+    def subscribe() -> Any:
+        pubsub = _redis_subscriber(redis_url)
+        pubsub.subscribe(CHANNEL)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            message = pubsub.get_message(timeout=0.5)
+            if message is not None and message["type"] == "subscribe":
+                break
+        return pubsub
+
+    first: list[Any] = []
+    with contextlib.suppress(redis.RedisError, OSError):
+        first.append(subscribe())
 
     def run() -> None:
-        try:
-            for message in pubsub.listen():
-                if message["type"] == "message":
+        pubsub = first.pop() if first else None
+        while not stopping.is_set():
+            if pubsub is None:
+                try:
+                    pubsub = subscribe()
+                except (redis.RedisError, OSError):
+                    stopping.wait(1.0)
+                    continue
+                CACHE.clear()
+                CACHE.version = -1  # bumps may have been missed while Redis was away
+            try:
+                message = pubsub.get_message(timeout=1.0)
+                if message is not None and message["type"] == "message":
                     CACHE.clear()
                     CACHE.version = -1
-        except Exception:  # closed by stop_listening(), or Redis went away
-            return
+            except Exception:  # Redis went away (or was closed): subscribe again
+                with contextlib.suppress(Exception):
+                    pubsub.close()
+                pubsub = None
+        if pubsub is not None:
+            with contextlib.suppress(Exception):
+                pubsub.close()
 
     thread = threading.Thread(target=run, name="tenantry-authz-listener", daemon=True)
     thread.start()
-    _listeners.append(pubsub)
     return thread
+
+
+def _redis_subscriber(redis_url: str) -> Any:
+    import redis
+
+    # No read timeout on the subscription itself: get_message polls with its own timeout.
+    client = redis.Redis.from_url(redis_url, socket_connect_timeout=1, health_check_interval=10)
+    return client.pubsub()  # type: ignore[no-untyped-call]
 
 
 def stop_listening() -> None:
     """Stop publishing and listening (app shutdown, tests)."""
     global _redis
     while _listeners:
-        with contextlib.suppress(Exception):  # already closed or Redis gone: nothing to stop
-            _listeners.pop().close()
+        _listeners.pop().set()
     _redis = None

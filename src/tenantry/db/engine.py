@@ -53,6 +53,13 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("max_overflow", 20)
     # No pre-ping: it costs a round trip on every checkout, i.e. on every request. A connection
     # that died (server restart) fails its first statement instead, and SQLAlchemy then
-    # invalidates the whole pool, so one request sees the outage, not one per connection.
+    # invalidates the whole pool, so one request sees the outage, not one per connection; a read
+    # is then retried once on a fresh connection (api/routing.py), a write answers 503.
     kwargs.setdefault("pool_pre_ping", False)
+    # A server that does not answer (restarting, unreachable) must not hold a request for
+    # minutes: give up connecting after a bound; the request then answers 503.
+    connect_args = dict(kwargs.pop("connect_args", None) or {})
+    if "connect_timeout" not in parsed.query:
+        connect_args.setdefault("connect_timeout", 5)
+    kwargs["connect_args"] = connect_args
     return create_engine(url, **kwargs)

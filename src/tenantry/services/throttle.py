@@ -12,6 +12,7 @@ limit.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
@@ -255,30 +256,51 @@ return 0
 
 
 class RedisLimiter:
-    """A sorted set per address (member: ticket, score: time), shared by every instance."""
+    """A sorted set per address (member: ticket, score: time), shared by every instance.
+
+    Redis only spreads the count over instances. While it is unreachable each instance counts
+    on its own (`MemoryLimiter`, same limits) instead of failing the sign-in; the per-account
+    lock-out lives in the database and is unaffected. Every call tries Redis again (with short
+    timeouts), so the shared count resumes as soon as Redis is back.
+    """
+
+    _MEMORY = "m:"  # tickets issued by the fallback
 
     def __init__(self, url: str, max_failures: int, window: int) -> None:
         import redis
 
-        self.r = redis.Redis.from_url(url)
+        self.r = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
         self.max, self.window = max_failures, window
         self._reserve = self.r.register_script(_RESERVE)
+        self.fallback = MemoryLimiter(max_failures, window)
+        self._errors: tuple[type[Exception], ...] = (redis.RedisError, OSError)
 
     def _key(self, key: str) -> str:
         return f"tenantry:login-fail:{key}"
 
     def reserve(self, key: str) -> str:
         ticket = uuid.uuid4().hex
-        wait = int(self._reserve(keys=[self._key(key)], args=[time.time(), self.window, self.max, ticket]))
+        try:
+            wait = int(
+                self._reserve(keys=[self._key(key)], args=[time.time(), self.window, self.max, ticket])
+            )
+        except self._errors:
+            return self._MEMORY + self.fallback.reserve(key)
         if wait:
             raise RateLimited(retry_after=wait)
         return ticket
 
     def release(self, key: str, ticket: str) -> None:
-        self.r.zrem(self._key(key), ticket)
+        if ticket.startswith(self._MEMORY):
+            self.fallback.release(key, ticket[len(self._MEMORY) :])
+            return
+        with contextlib.suppress(*self._errors):  # expires with its window anyway
+            self.r.zrem(self._key(key), ticket)
 
     def reset(self, key: str) -> None:
-        self.r.delete(self._key(key))
+        self.fallback.reset(key)
+        with contextlib.suppress(*self._errors):
+            self.r.delete(self._key(key))
 
 
 _limiter: AddressLimiter | None = None
