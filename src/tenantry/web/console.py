@@ -223,11 +223,11 @@ class TenantRequired(Exception):
 def _menu(ctx: ServiceContext, s: Shell) -> list[MenuItem]:
     """Only what the engine says the caller may use here; All-tenants mode holds global items only."""
     items = [MenuItem("/dashboard", gettext("Dashboard"))]
+    if s.tenant is not None and ctx.can(Perm.TENANT_UPDATE):
+        items.append(MenuItem("/my-tenant", gettext("My tenant")))
     if s.may_all:
         items.append(MenuItem("/admin/tenants", gettext("Tenants")))
-    if s.tenant is not None and ctx.can(Perm.TRASH_READ):
-        items.append(MenuItem("/trash", gettext("Trash")))
-    elif s.tenant is None and ctx.can(Perm.TRASH_READ, global_scope=True):
+    if ctx.can(Perm.TRASH_READ, global_scope=s.tenant is None):
         items.append(MenuItem("/trash", gettext("Trash")))
     items.append(MenuItem("/profile", gettext("Profile")))
     return items

@@ -6,10 +6,12 @@ and then the service it shows; the services authorize themselves.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import Request, Response
 
 from tenantry.authz import Perm
-from tenantry.errors import Conflict, DomainError, Invalid, NotFound
+from tenantry.errors import Conflict, DomainError, Invalid
 from tenantry.services import audit, impersonation, invitations, tenants, totp, trash, users
 from tenantry.services.audit import AuditFilter
 from tenantry.web.console import (
@@ -17,6 +19,7 @@ from tenantry.web.console import (
     TENANT_COOKIE,
     FormDep,
     PageCtx,
+    Shell,
     console_router,
     parse_uuid,
     redirect,
@@ -70,10 +73,19 @@ def switch_tenant(ctx: PageCtx, form: FormDep, request: Request) -> Response:
     return response
 
 
+@router.get("/my-tenant")
+def my_tenant(ctx: PageCtx, request: Request) -> Response:
+    """The selected tenant's profile (tenant admins); without a tenant: back to the dashboard."""
+    s = shell(ctx, request, need_tenant=True)
+    assert s.tenant is not None
+    ctx.require(Perm.TENANT_READ)
+    return render(request, "my_tenant.html", shell=s, view=tenants.view(ctx, s.tenant))
+
+
 # --- superadmin: tenants ----------------------------------------------------------------------------
 
 
-def _admin(ctx: PageCtx, request: Request):  # type: ignore[no-untyped-def]
+def _admin(ctx: PageCtx, request: Request) -> Shell:
     s = shell(ctx, request)
     ctx.require(Perm.TENANT_READ, global_scope=True)  # superadmin pages: 403 for everybody else
     return s
@@ -85,7 +97,14 @@ def admin_tenants(ctx: PageCtx, request: Request) -> Response:
     return _tenants_page(ctx, request, s)
 
 
-def _tenants_page(ctx: PageCtx, request: Request, s, status: int = 200, errors=None, values=None) -> Response:  # type: ignore[no-untyped-def]
+def _tenants_page(
+    ctx: PageCtx,
+    request: Request,
+    s: Shell,
+    status: int = 200,
+    errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
+) -> Response:
     page = tenants.list_tenants(ctx, limit=200)
     return render(
         request,
@@ -101,19 +120,20 @@ def _tenants_page(ctx: PageCtx, request: Request, s, status: int = 200, errors=N
 
 @router.post("/admin/tenants")
 def create_tenant(ctx: PageCtx, form: FormDep, request: Request) -> Response:
-    s = _admin(ctx, request)
+    _admin(ctx, request)
     values = {"slug": form.get("slug", ""), "name": form.get("name", "")}
     try:
         tenant = tenants.create_tenant(ctx, slug=values["slug"], name=values["name"])
     except (Invalid, Conflict) as exc:
-        ctx.session.rollback()
+        ctx.session.rollback()  # nothing half-written; the page is drawn afresh
         return _tenants_page(ctx, request, shell(ctx, request), 400, _field_errors(exc), values)
-    del s
     ctx.commit()
     return redirect(f"/admin/tenants/{tenant.id}")
 
 
-def _detail(ctx: PageCtx, request: Request, tenant_id: str, status: int = 200, errors=None) -> Response:  # type: ignore[no-untyped-def]
+def _detail(
+    ctx: PageCtx, request: Request, tenant_id: str, status: int = 200, errors: dict[str, str] | None = None
+) -> Response:
     s = _admin(ctx, request)
     view = tenants.get_tenant(ctx, str(parse_uuid(tenant_id)))
     return render(
@@ -217,7 +237,13 @@ def purge(ctx: PageCtx, form: FormDep, request: Request, batch_id: str) -> Respo
 # --- profile ---------------------------------------------------------------------------------------------
 
 
-def _profile(ctx: PageCtx, request: Request, status: int = 200, errors=None, notice=None) -> Response:  # type: ignore[no-untyped-def]
+def _profile(
+    ctx: PageCtx,
+    request: Request,
+    status: int = 200,
+    errors: dict[str, str] | None = None,
+    notice: str | None = None,
+) -> Response:
     s = shell(ctx, request)
     return render(
         request, "profile.html", status=status, shell=s, me=s.user, errors=errors or {}, notice=notice
@@ -231,7 +257,9 @@ def profile(ctx: PageCtx, request: Request) -> Response:
 
 @router.post("/profile")
 def update_profile(ctx: PageCtx, form: FormDep, request: Request) -> Response:
-    changes = {k: form[k] for k in ("first_name", "last_name", "language", "theme") if k in form}
+    changes: dict[str, Any] = {
+        k: form[k] for k in ("first_name", "last_name", "language", "theme") if k in form
+    }
     try:
         users.update_me(ctx, changes)
     except Invalid as exc:
@@ -273,6 +301,3 @@ def end_impersonation(ctx: PageCtx) -> Response:
     impersonation.end(ctx)
     ctx.commit()
     return redirect("/login")
-
-
-__all__ = ["router", "NotFound"]

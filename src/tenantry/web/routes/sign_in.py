@@ -68,9 +68,9 @@ def login(ctx: AnonCtxDep, form: FormDep, request: Request) -> Response:
             )
         return render(request, "login.html", status=401, email=email, error=exc.detail)
     except RateLimited as exc:
-        response = render(request, "login.html", status=429, email=email, error=exc.detail)
-        response.headers["Retry-After"] = str(exc.retry_after)
-        return response
+        refused = render(request, "login.html", status=429, email=email, error=exc.detail)
+        refused.headers["Retry-After"] = str(exc.retry_after)
+        return refused
     ctx.commit()
     response = redirect(SETUP_2FA_PATH if issued.requires_2fa_setup else "/dashboard")
     set_session_cookies(request, response, issued)
