@@ -49,7 +49,9 @@ def chromium() -> Iterator[Any]:
 def _enable_totp(db: Any, email: str) -> tuple[str, list[str]]:
     with db.unit_of_work() as session:
         user = session.scalar(select(User).where(User.email == email))
-        ctx = ServiceContext(session=session, principal=principal_of(user, label=email, session_id=uuid.uuid4()))
+        ctx = ServiceContext(
+            session=session, principal=principal_of(user, label=email, session_id=uuid.uuid4())
+        )
         setup = totp.start_setup(ctx)
         codes = totp.enable(ctx, code=pyotp.TOTP(setup.secret).now())
         return setup.secret, codes
@@ -85,10 +87,12 @@ def test_superadmin_flows(chromium: Any, live_url: str, personas: Any, clean_db:
 
     secret, recovery = _enable_totp(clean_db, "superadmin@example.com")
     dialogs: list[str] = []
+    csp: list[str] = []  # the pages work under their policy: nothing of ours is refused
     for scheme in ("light", "dark"):
         context = chromium.new_context(color_scheme=scheme)
         page = context.new_page()
         page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.on("console", lambda m: csp.append(m.text) if "Content Security Policy" in m.text else None)
         if scheme == "light":
             page.goto(live_url + "/login")
             _shot(page, "login-light")
@@ -166,6 +170,7 @@ def test_superadmin_flows(chromium: Any, live_url: str, personas: Any, clean_db:
             _shot(page, "profile-dark")
         context.close()
     assert dialogs == []
+    assert csp == []
 
 
 def test_tenant_admin_switches_and_is_refused_the_admin_pages(

@@ -234,7 +234,7 @@ def test_switcher_shows_counts_and_switches_without_signing_in(browser, personas
     assert re.search(r"Globex Inc \(\d+ members, \d+ resources\)", page)
     r = b.post("/switch-tenant", {"tenant": str(personas.globex.id)})
     assert r.status_code == 303
-    assert "<h2 id=\"tenant-heading\">Globex Inc</h2>" in b.get("/dashboard").text
+    assert '<h2 id="tenant-heading">Globex Inc</h2>' in b.get("/dashboard").text
 
 
 def test_switching_to_a_hidden_tenant_is_404(browser, personas):
@@ -261,7 +261,7 @@ def test_superadmin_all_tenants_mode(browser, personas):
     assert b.get("/my-tenant").headers["location"] == "/dashboard"  # a tenant page needs a tenant
     b.post("/switch-tenant", {"tenant": str(personas.acme.id)})
     text = b.get("/dashboard").text
-    assert "<h2 id=\"tenant-heading\">Acme Corp</h2>" in text
+    assert '<h2 id="tenant-heading">Acme Corp</h2>' in text
     assert b.get("/my-tenant").status_code == 200
 
 
