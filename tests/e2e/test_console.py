@@ -6,11 +6,13 @@ the main pages in both themes land in `var/test-artifacts/console/` (git-ignored
 
 from __future__ import annotations
 
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pyotp
 import pytest
@@ -18,12 +20,14 @@ from sqlalchemy import select
 
 from tenantry.authz import system_principal
 from tenantry.db.tables import Tenant, User
+from tenantry.jobs.outbox_delivery import deliver_due
 from tenantry.services import memberships, totp
 from tenantry.services.context import ServiceContext
 from tenantry.services.sessions import principal_of
 from tests.e2e.test_docs_offline import CHROMIUM_ARGS, live_url  # noqa: F401 (fixture)
 from tests.personas import PASSWORD
-from tests.security.helpers import totp_code
+from tests.security.helpers import NEW_PASSWORD, totp_code
+from tests.smtp_sink import smtp_sink  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.e2e
 
@@ -194,4 +198,40 @@ def test_tenant_admin_switches_and_is_refused_the_admin_pages(
     expect(page.locator("h1")).to_have_text("Not allowed")
     response = page.goto(live_url + f"/admin/tenants/{personas.acme.id}")
     assert response is not None and response.status == 403
+    context.close()
+
+
+def test_password_reset_from_the_mail(
+    chromium: Any,
+    live_url: str,  # noqa: F811
+    app: Any,
+    personas: Any,
+    clean_db: Any,
+    smtp_sink: Any,  # noqa: F811
+) -> None:
+    """Forgot → the mail a real SMTP server received → the link → a new password → signed in."""
+    from playwright.sync_api import expect
+
+    app.state.settings.smtp_url = smtp_sink.url
+    context = chromium.new_context()
+    page = context.new_page()
+    page.goto(live_url + "/login")
+    page.get_by_role("link", name="Forgot your password?").click()
+    page.get_by_label("Email").fill("acme.member@example.com")
+    page.get_by_role("button", name="Send reset link").click()
+    expect(page.get_by_role("status")).to_contain_text("reset link is on its way")
+    assert deliver_due(clean_db, app.state.settings) == 1
+    [mail] = smtp_sink.to("acme.member@example.com")
+    link = urlsplit(re.search(r"https?://\S+/reset-password\?token=\S+", mail.text).group(0))
+    page.goto(f"{live_url}{link.path}?{link.query}")
+    expect(page.locator("#password-rules")).to_contain_text("characters")
+    _shot(page, "reset-password-light")
+    page.get_by_label("New password").fill(NEW_PASSWORD)
+    page.get_by_role("button", name="Set password").click()
+    expect(page.get_by_role("status")).to_contain_text("Your password was changed")
+    page.get_by_role("link", name="Sign in").click()
+    page.get_by_label("Email").fill("acme.member@example.com")
+    page.get_by_label("Password").fill(NEW_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    assert page.url.endswith("/dashboard")
     context.close()

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from tenantry.authz import system_principal
 from tenantry.db.tables import DeletionBatch, Tenant, User
-from tenantry.services import memberships, resource_types, totp
+from tenantry.services import memberships, resource_types, throttle, totp
 from tenantry.services.context import ServiceContext
 from tenantry.services.sessions import principal_of
 from tests.personas import PASSWORD
@@ -412,3 +412,16 @@ def test_every_console_page_answers_html_with_the_page_policy(browser, personas)
 def test_htmx_is_served_from_our_own_files(browser):
     r = browser(None).client.get("/static/vendor/htmx/htmx.min.js")
     assert r.status_code == 200 and len(r.content) > 10_000
+
+
+def test_lock_out_message_is_the_apis(browser, app):
+    app.state.settings.login_lock_after = 2
+    throttle.set_limiter(None)
+    b = browser(None)
+    for _ in range(2):
+        b.client.post("/login", data={"email": "acme.member@example.com", "password": "wrong"})
+    r = b.client.post("/login", data={"email": "acme.member@example.com", "password": PASSWORD})
+    assert r.status_code == 429
+    assert "too many failed sign-ins; reset your password to unlock" in r.text
+    assert r.headers["retry-after"]
+    assert 'value="acme.member@example.com"' in r.text  # the address stays in its field
