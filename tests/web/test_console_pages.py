@@ -425,3 +425,24 @@ def test_lock_out_message_is_the_apis(browser, app):
     assert "too many failed sign-ins; reset your password to unlock" in r.text
     assert r.headers["retry-after"]
     assert 'value="acme.member@example.com"' in r.text  # the address stays in its field
+
+
+def test_impersonation_banner_with_an_end_button(app, client, api, personas):
+    app.state.settings.impersonation = True
+    r = api("superadmin").post(
+        "/api/v1/impersonation",
+        json={"user_id": str(personas.users["acme_admin"].id), "reason": "ticket 1: console check", "minutes": 10},
+    )
+    assert r.status_code == 201, r.text
+    auth = {"Authorization": f"Bearer {r.json()['token']}"}
+    page = client.get("/dashboard", headers=auth)
+    assert page.status_code == 200
+    assert "You are acting as acme.admin@example.com; signed in as superadmin@example.com." in page.text
+    assert 'action="/impersonation/end"' in page.text
+    end = client.post("/impersonation/end", headers=auth, follow_redirects=False)
+    assert end.status_code == 303
+    assert client.get("/dashboard", headers=auth, follow_redirects=False).headers["location"] == "/login"
+
+
+def test_no_banner_without_impersonation(browser):
+    assert "End impersonation" not in browser("acme_admin").get("/dashboard").text
