@@ -431,7 +431,11 @@ def test_impersonation_banner_with_an_end_button(app, client, api, personas):
     app.state.settings.impersonation = True
     r = api("superadmin").post(
         "/api/v1/impersonation",
-        json={"user_id": str(personas.users["acme_admin"].id), "reason": "ticket 1: console check", "minutes": 10},
+        json={
+            "user_id": str(personas.users["acme_admin"].id),
+            "reason": "ticket 1: console check",
+            "minutes": 10,
+        },
     )
     assert r.status_code == 201, r.text
     auth = {"Authorization": f"Bearer {r.json()['token']}"}
@@ -446,3 +450,27 @@ def test_impersonation_banner_with_an_end_button(app, client, api, personas):
 
 def test_no_banner_without_impersonation(browser):
     assert "End impersonation" not in browser("acme_admin").get("/dashboard").text
+
+
+def test_sign_in_forms_posted_from_another_site_are_refused(browser):
+    b = browser(None)
+    for path, data in (
+        ("/login", {"email": "acme.admin@example.com", "password": PASSWORD}),
+        ("/forgot-password", {"email": "acme.admin@example.com"}),
+        ("/reset-password", {"token": "x" * 20, "password": NEW_PASSWORD}),
+        ("/invitations/accept", {"token": "x" * 20, "password": NEW_PASSWORD}),
+    ):
+        for headers in (
+            {"Origin": "https://evil.example"},
+            {"Origin": "null", "Sec-Fetch-Site": "cross-site"},
+        ):
+            r = b.client.post(path, data=data, headers=headers, follow_redirects=False)
+            assert r.status_code == 403, (path, headers)
+    assert "tenantry_session" not in b.client.cookies
+    same = b.client.post(
+        "/login",
+        data={"email": "acme.admin@example.com", "password": PASSWORD},
+        headers={"Origin": "null", "Sec-Fetch-Site": "same-origin"},
+        follow_redirects=False,
+    )
+    assert same.status_code == 303

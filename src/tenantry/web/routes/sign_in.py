@@ -16,6 +16,7 @@ from tenantry.web.console import (
     TENANT_COOKIE,
     FormDep,
     PageCtx,
+    SameOrigin,
     console_router,
     redirect,
     render,
@@ -49,7 +50,7 @@ def login_page(request: Request) -> Response:
     return render(request, "login.html", email="", error=None)
 
 
-@router.post("/login")
+@router.post("/login", dependencies=[SameOrigin])
 def login(ctx: AnonCtxDep, form: FormDep, request: Request) -> Response:
     email, password = form.get("email", ""), form.get("password", "")
     code = form.get("totp_code") or None
@@ -93,7 +94,7 @@ def forgot_page(request: Request) -> Response:
     return render(request, "forgot.html", sent=False, error=None, email="")
 
 
-@router.post("/forgot-password")
+@router.post("/forgot-password", dependencies=[SameOrigin])
 def forgot(ctx: AnonCtxDep, form: FormDep, request: Request) -> Response:
     email = form.get("email", "").strip()
     if not email:
@@ -115,7 +116,7 @@ def reset_page(request: Request, token: Token = "") -> Response:
     )
 
 
-@router.post("/reset-password")
+@router.post("/reset-password", dependencies=[SameOrigin])
 def reset(ctx: AnonCtxDep, form: FormDep, request: Request) -> Response:
     token, password = form.get("token", ""), form.get("password", "")
     try:
@@ -146,7 +147,7 @@ def accept_page(request: Request, token: Token = "") -> Response:
     )
 
 
-@router.post("/invitations/accept")
+@router.post("/invitations/accept", dependencies=[SameOrigin])
 def accept(ctx: AnonCtxDep, form: FormDep, request: Request) -> Response:
     token, password = form.get("token", ""), form.get("password", "")
     try:
