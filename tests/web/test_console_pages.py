@@ -474,3 +474,13 @@ def test_sign_in_forms_posted_from_another_site_are_refused(browser):
         follow_redirects=False,
     )
     assert same.status_code == 303
+
+
+def test_member_of_a_suspended_tenant_is_told_so(browser, api):
+    assert api("superadmin").patch("/api/v1/tenants/globex", json={"status": "suspended"}).status_code == 200
+    r = browser("globex_member").get("/dashboard")
+    assert r.status_code == 200
+    assert "Your tenant is suspended" in r.text and "No access to any tenant" not in r.text
+    assert (
+        browser("globex_member").get("/trash").status_code == 403
+    )  # no tenant: the global trash, not theirs

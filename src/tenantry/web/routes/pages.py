@@ -49,7 +49,8 @@ def _select_tenant(request: Request, response: Response, value: str) -> None:
 def dashboard(ctx: PageCtx, request: Request) -> Response:
     s = shell(ctx, request)
     if s.tenant is None and not s.all_mode:
-        return render(request, "no_tenant.html", shell=s)
+        # Tenants listed but none entered: the engine closed them (suspended), not "no tenant".
+        return render(request, "no_tenant.html", shell=s, suspended=bool(s.tenants))
     row = next((r for r in s.tenants if s.tenant is not None and r.view.tenant.id == s.tenant.id), None)
     events = (
         audit.list_events(ctx, AuditFilter(), limit=10, cursor=None).items
