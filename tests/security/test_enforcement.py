@@ -44,9 +44,14 @@ PUBLIC_PREFIXES = (
     "/api/v1/auth/session",
     "/api/v1/auth/password/",
     "/api/v1/auth/invitations/",
+    # The console's sign-in pages.
+    "/login",
+    "/forgot-password",
+    "/reset-password",
+    "/invitations/accept",
 )
 # These end the very session they are called with: each gets a fresh one.
-SESSION_ENDERS = {("POST", "/api/v1/auth/logout"), ("DELETE", "/api/v1/me/sessions")}
+SESSION_ENDERS = {("POST", "/api/v1/auth/logout"), ("DELETE", "/api/v1/me/sessions"), ("POST", "/logout")}
 # The framework refused the request before the handler ran (bad body or query): not a route
 # that forgot to ask, so not what this guard looks for.
 FRAMEWORK_REFUSALS = {"validation_error", "malformed_json"}

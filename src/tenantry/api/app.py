@@ -51,6 +51,8 @@ from tenantry.db.session import Database
 from tenantry.jobs.runner import JobRunner
 from tenantry.logging import configure, request_id_var
 from tenantry.security.passwords import dummy_hash
+from tenantry.web.routes import pages as console_pages
+from tenantry.web.routes import sign_in as console_sign_in
 
 log = logging.getLogger("tenantry.http")
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -205,6 +207,9 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     ):
         app.include_router(module.router)
     app.include_router(members.invitations_router)
+    # The web console (server-rendered pages on the same services, engine and sign-in).
+    app.include_router(console_sign_in.router)
+    app.include_router(console_pages.router)
     app.mount("/static", StaticFiles(directory=docs.STATIC_DIR), name="static")
     app.state.unenforced = []
     # Inner guard for bodies without Content-Length (chunked); the outer middleware answers the

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -84,13 +84,29 @@ async def authenticated_context(
     cookie: Annotated[str | None, Depends(_cookie)],
 ) -> ServiceContext:
     ctx = ServiceContext(session=session, principal=Principal.nobody(), meta=request_meta(request))
+    bearer = (
+        credentials.credentials
+        if credentials is not None and credentials.scheme.lower() == "bearer"
+        else None
+    )
+    await sign_in_request(request, ctx, bearer=bearer, cookie=cookie, csrf=request.headers.get(CSRF_HEADER))
+    return ctx
+
+
+async def sign_in_request(
+    request: Request, ctx: ServiceContext, *, bearer: str | None, cookie: str | None, csrf: str | None
+) -> None:
+    """The request's credentials → `ctx.principal` (API and console share this one path).
+
+    `csrf` is what the caller sent as the CSRF token (the API's header, the console's form
+    field); it counts only for a cookie session on an unsafe method.
+    """
     unsafe = request.method not in SAFE_METHODS
-    if credentials is not None and credentials.scheme.lower() == "bearer":
-        token, csrf, from_cookie = credentials.credentials, None, False
+    if bearer is not None:
+        token, csrf, from_cookie = bearer, None, False
     elif cookie:
         # Security: a cookie rides along with cross-site requests; unsafe methods must prove
         # they come from our own pages with the CSRF token bound to this session.
-        csrf = request.headers.get(CSRF_HEADER)
         if unsafe and not csrf:
             raise PermissionDenied("missing CSRF token", code="csrf_failed")
         token, from_cookie = cookie, True
@@ -104,7 +120,24 @@ async def authenticated_context(
         request.state.principal = ctx.principal
 
     await prepare(request, sign_in)
-    return ctx
+
+
+def set_session_cookies(request: Request, response: Response, issued: auth.IssuedSession) -> None:
+    """The browser session: HttpOnly session cookie plus the (readable) CSRF token bound to it."""
+    assert issued.csrf_token is not None
+    secure = request.url.scheme == "https"
+    for name, value, httponly in (
+        (SESSION_COOKIE, issued.token, True),
+        (CSRF_COOKIE, issued.csrf_token, False),
+    ):
+        response.set_cookie(
+            name, value, httponly=httponly, secure=secure, samesite="lax", path="/", expires=issued.expires_at
+        )
+
+
+def clear_session_cookies(response: Response) -> None:
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    response.delete_cookie(CSRF_COOKIE, path="/")
 
 
 CtxDep = Annotated[ServiceContext, Depends(authenticated_context)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from tenantry.api.deps import CSRF_COOKIE, SESSION_COOKIE, AnonCtxDep, CtxDep
+from tenantry.api.deps import AnonCtxDep, CtxDep, clear_session_cookies, set_session_cookies
 from tenantry.api.routing import ApiRoute
 from tenantry.api.schemas.auth import AcceptIn, CookieLoginOut, ForgotIn, LoginIn, ResetIn, TokenOut
 from tenantry.services import auth, invitations
@@ -27,25 +27,7 @@ def login_cookie(ctx: AnonCtxDep, body: LoginIn, request: Request, response: Res
     issued = auth.login(ctx, email=body.email, password=body.password, totp_code=body.totp_code, cookie=True)
     ctx.commit()
     assert issued.csrf_token is not None
-    secure = request.url.scheme == "https"
-    response.set_cookie(
-        SESSION_COOKIE,
-        issued.token,
-        httponly=True,
-        secure=secure,
-        samesite="lax",
-        path="/",
-        expires=issued.expires_at,
-    )
-    response.set_cookie(
-        CSRF_COOKIE,
-        issued.csrf_token,
-        httponly=False,
-        secure=secure,
-        samesite="lax",
-        path="/",
-        expires=issued.expires_at,
-    )
+    set_session_cookies(request, response, issued)
     return CookieLoginOut(
         csrf_token=issued.csrf_token,
         expires_at=issued.expires_at,
@@ -58,8 +40,7 @@ def logout(ctx: CtxDep) -> Response:
     auth.logout(ctx)
     ctx.commit()
     response = Response(status_code=204)
-    response.delete_cookie(SESSION_COOKIE, path="/")
-    response.delete_cookie(CSRF_COOKIE, path="/")
+    clear_session_cookies(response)
     return response
 
 
