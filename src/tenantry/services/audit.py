@@ -242,7 +242,10 @@ def verify_chains(
     """
     ctx.require(Perm.AUDIT_READ, global_scope=True)
     session = ctx.session
-    heads = {row.stream: (row.seq, row.hash) for row in session.execute(select(AuditChainHead))}
+    heads = {
+        row.stream: (row.seq, row.hash)
+        for row in session.execute(select(AuditChainHead.stream, AuditChainHead.seq, AuditChainHead.hash))
+    }
     if tenant_id is ...:
         with_events = session.execute(select(AuditEvent.tenant_id).distinct()).scalars()
         streams = {audit_chain.stream_of(t) for t in with_events} | set(heads)
