@@ -64,6 +64,8 @@ def _owner_truncate(backend: Backend) -> None:
         # Keep the one authz_state row, but move its version so every permission cache resets.
         conn.execute(text("UPDATE authz_state SET version = version + 1"))
         if owner.dialect == "postgresql":
+            # Audit events are append-only; the owner may clear them with the maintenance switch.
+            conn.execute(text("SET LOCAL tenantry.audit_maintenance = 'on'"))
             conn.execute(text("TRUNCATE " + ", ".join(tables) + " CASCADE"))
         else:
             for t in tables:

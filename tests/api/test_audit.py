@@ -16,6 +16,7 @@ from tenantry.db.session import Database
 from tenantry.db.tables import AuditEvent
 from tenantry.security import tokens
 from tenantry.services import throttle
+from tests.asserts import assert_problem
 from tests.personas import PASSWORD
 
 GLOBAL = "/api/v1/audit"
@@ -478,3 +479,18 @@ def test_export_audit_never_contains_passwords_or_tokens(api, client, personas):
     for text in exported:
         for secret in secrets:
             assert secret not in text
+
+
+# --- /api/v1/audit/verify --------------------------------------------------------------------------
+
+
+def test_verify_answers_superadmins_with_the_chain_report(api, personas) -> None:
+    r = api("superadmin").get("/api/v1/audit/verify")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["ok"] is True and body["first_broken"] is None
+    assert body["streams_checked"] >= 3 and body["events_checked"] > 0
+
+
+def test_verify_is_refused_to_tenant_admins(api, personas) -> None:
+    assert_problem(api("acme_admin").get("/api/v1/audit/verify"), 403, "permission_denied")

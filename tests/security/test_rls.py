@@ -11,12 +11,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, create_engine, event, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import sessionmaker
+from sqlalchemy.pool import NullPool
 
 from tenantry.db import rls, scoping
-from tenantry.db.engine import make_engine
+from tenantry.db.engine import make_engine, normalise_url
 from tenantry.db.session import Database
 from tenantry.db.tables import Grant, Membership, Resource, Tenant, User
 from tests.backends import Backend
@@ -118,10 +119,70 @@ def test_tenant_setting_ends_with_the_transaction(clean_db: Database, seeded: Se
 
 
 @pytest.mark.parametrize("table", SEEDED)
-def test_cross_tenant_setting_sees_every_tenant(clean_db: Database, seeded: Seeded, table: str) -> None:
+def test_cross_tenant_setting_set_by_hand_shows_no_other_tenant(
+    clean_db: Database, seeded: Seeded, table: str
+) -> None:
+    """What one injected statement could do as the app role: the policies ignore it."""
     with clean_db.engine.connect() as conn:
         conn.execute(text("SELECT set_config('tenantry.cross_tenant', 'on', true)"))
-        assert set(_tenants_seen(conn, table)) == {seeded.a, seeded.b}
+        assert _tenants_seen(conn, table) == []
+        conn.execute(SET_TENANT, {"t": str(seeded.a)})
+        assert set(_tenants_seen(conn, table)) == {seeded.a}
+    with clean_db.engine.connect() as conn:
+        conn.execute(text("SET tenantry.cross_tenant = 'on'"))  # session-wide: no better
+        assert _tenants_seen(conn, table) == []
+        conn.rollback()
+
+
+@pytest.mark.parametrize(
+    ("sql", "error"),
+    [
+        ("SELECT tenantry_cross_tenant('on')", "cross-tenant mode refused"),
+        ("SELECT tenantry_cross_tenant(repeat('0', 64))", "cross-tenant mode refused"),
+        ("SELECT tenantry_cross_tenant_key()", "already"),  # the app took it when it connected
+        ("SELECT secret FROM tenantry_private.deployment_secret", "permission denied"),
+        ("SELECT * FROM tenantry_private.cross_tenant_keys", "permission denied"),
+        ("SELECT tenantry_private.cross_tenant_proof()", "permission denied"),
+        ("UPDATE tenantry_private.cross_tenant_keys SET pid = 0", "permission denied"),
+    ],
+)
+def test_forging_the_cross_tenant_switch_fails(
+    clean_db: Database, seeded: Seeded, sql: str, error: str
+) -> None:
+    with clean_db.engine.connect() as conn:
+        with pytest.raises(DBAPIError, match=error):
+            conn.execute(text(sql))
+        conn.rollback()
+        assert _tenants_seen(conn, "resources") == []
+
+
+def test_a_guessed_proof_shows_no_other_tenant(clean_db: Database, seeded: Seeded) -> None:
+    """The proof is a keyed hash of backend and transaction start: without the secret, a guess."""
+    with clean_db.engine.connect() as conn:
+        conn.execute(
+            text(
+                "SELECT set_config('tenantry.cross_tenant', encode(sha256(convert_to("
+                "'cross-tenant:' || pg_backend_pid() || ':' || extract(epoch FROM now())::text, 'UTF8')),"
+                " 'hex'), true)"
+            )
+        )
+        assert _tenants_seen(conn, "resources") == []
+
+
+def test_the_key_is_handed_out_once_per_connection(backend: Backend, seeded: Seeded) -> None:
+    """A connection opened without the application's hook may ask once; then never again."""
+    engine = create_engine(normalise_url(backend.app_url), poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            key = conn.execute(text("SELECT tenantry_cross_tenant_key()")).scalar_one()
+            conn.commit()
+            with pytest.raises(DBAPIError, match="already"):
+                conn.execute(text("SELECT tenantry_cross_tenant_key()"))
+            conn.rollback()
+            conn.execute(text("SELECT tenantry_cross_tenant(:k)"), {"k": key})
+            assert set(_tenants_seen(conn, "resources")) == {seeded.a, seeded.b}
+    finally:
+        engine.dispose()
 
 
 @pytest.mark.parametrize("table", SEEDED)
@@ -298,3 +359,45 @@ def test_scoping_escapes_are_mirrored_and_undone(one_connection: sessionmaker, s
         assert visible(session) == {seeded.a}
         scoping.enter_tenant(session, None)
         assert visible(session) == set()
+
+
+def test_the_apps_cross_tenant_mode_sees_every_tenant(one_connection: sessionmaker, seeded: Seeded) -> None:
+    with one_connection() as session, scoping.cross_tenant(session):
+        seen = {row[0] for row in session.execute(text("SELECT tenant_id FROM resources"))}
+    assert seen == {seeded.a, seeded.b}
+
+
+def test_a_proof_holds_for_its_own_transaction_only(one_connection: sessionmaker, seeded: Seeded) -> None:
+    """Copied out of a cross-tenant transaction, the proof opens nothing in the next one."""
+    with one_connection() as session:
+        with scoping.cross_tenant(session):
+            assert len(session.scalars(select(Resource.id)).all()) == 4
+            proof = session.execute(text("SELECT current_setting('tenantry.cross_tenant')")).scalar_one()
+        session.commit()
+        session.execute(text("SELECT set_config('tenantry.cross_tenant', :p, true)"), {"p": proof})
+        assert session.execute(text("SELECT tenant_id FROM resources")).all() == []
+
+
+def test_entering_cross_tenant_mode_costs_no_extra_statement(
+    one_connection: sessionmaker, seeded: Seeded
+) -> None:
+    """One statement sets the context, for one tenant as for all of them."""
+    engine = one_connection.kw["bind"]
+    statements: list[str] = []
+
+    def note(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        with one_connection() as session:
+            scoping.enter_tenant(session, seeded.a)
+            session.scalars(select(Resource.id)).all()
+        in_tenant, statements[:] = list(statements), []
+        with one_connection() as session, scoping.cross_tenant(session):
+            session.scalars(select(Resource.id)).all()
+        crossing = list(statements)
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+    assert len(in_tenant) == len(crossing) == 2
+    assert "tenantry_cross_tenant(" in crossing[0] and "tenantry_cross_tenant(" not in in_tenant[0]

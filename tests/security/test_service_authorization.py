@@ -31,6 +31,7 @@ from tenantry.db import scoping
 from tenantry.db.base import Base
 from tenantry.db.session import Database
 from tenantry.db.tables import (
+    AuditChainHead,
     AuditEvent,
     AuthSession,
     Group,
@@ -150,6 +151,7 @@ CASES: dict[str, list[Case]] = {
     "api_keys.revoke_key": [SELF, HIDDEN],
     "audit.export_events": [REFUSED],
     "audit.list_events": [REFUSED],
+    "audit.verify_chains": [REFUSED],
     "auth.list_sessions": [SELF],
     "auth.logout": [SELF],
     "auth.revoke_all_sessions": [SELF],
@@ -543,6 +545,8 @@ def snapshot(session: Session) -> dict[str, list[str]]:
     with scoping.cross_tenant(session):
         for table in Base.metadata.sorted_tables:
             stmt = select(table)
+            if table.name == AuditChainHead.__tablename__:
+                continue  # moves with every event, the refusal's own trace included
             if table.name == AuditEvent.__tablename__:
                 # A refusal may leave its own trace (issue 8 point 5): that is not the call's write.
                 stmt = stmt.where(table.c.action != "authz.denied")

@@ -14,6 +14,10 @@ from sqlalchemy.engine import make_url
 # take the write lock at BEGIN; requests known to be read-only clear this flag.
 sqlite_write_intent: ContextVar[bool] = ContextVar("sqlite_write_intent", default=True)
 
+# PostgreSQL: where a connection keeps the key to its cross-tenant switch (`db/rls.py`), in the
+# pool's record of that connection (`PoolProxiedConnection.info`).
+CROSS_TENANT_KEY = "tenantry_cross_tenant_key"
+
 
 def normalise_url(url: str) -> str:
     """Use psycopg 3 for plain `postgresql://` URLs."""
@@ -62,4 +66,24 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if "connect_timeout" not in parsed.query:
         connect_args.setdefault("connect_timeout", 5)
     kwargs["connect_args"] = connect_args
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    event.listen(engine, "connect", _take_cross_tenant_key)
+    return engine
+
+
+def _take_cross_tenant_key(dbapi_conn: Any, record: Any) -> None:
+    """Ask for this connection's cross-tenant key while nothing else has run on it.
+
+    The database hands each connection its key once (migration 0013), so a statement that runs
+    later on it — an injected one included — cannot get it. Before that migration there is no
+    key, and crossing tenants fails closed.
+    """
+    import psycopg
+
+    try:
+        with dbapi_conn.cursor() as cur:
+            cur.execute("SELECT tenantry_cross_tenant_key()")
+            record.info[CROSS_TENANT_KEY] = cur.fetchone()[0]
+        dbapi_conn.commit()
+    except psycopg.errors.UndefinedFunction:
+        dbapi_conn.rollback()

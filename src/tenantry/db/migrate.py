@@ -74,5 +74,7 @@ def grant_app_role(conn: object, role: str) -> None:
         f"GRANT USAGE ON SCHEMA public TO {quoted}",
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {quoted}",
         f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {quoted}",
+        # Audit events are append-only: the application may read and add them, never change them.
+        f"REVOKE UPDATE, DELETE, TRUNCATE ON audit_events FROM {quoted}",
     ):
         conn.execute(text(stmt))  # type: ignore[attr-defined]

@@ -23,6 +23,7 @@ from sqlalchemy import event, false, text
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 
 from tenantry.db.base import SoftDeletable, TenantOwned
+from tenantry.db.engine import CROSS_TENANT_KEY
 
 _TENANT = "tenant_id"
 _CROSS = "cross_tenant"
@@ -99,13 +100,22 @@ def _mirror(session: Session) -> None:
     if mirrored == wanted:
         return
     # Security: set_config(..., true) is transaction-local; a plain SET would leak into the
-    # next transaction that reuses this pooled connection.
-    session.connection().execute(
-        text(
-            "SELECT set_config('tenantry.tenant_id', :t, true), set_config('tenantry.cross_tenant', :c, true)"
-        ),
-        {"t": str(wanted[0]) if wanted[0] else "", "c": "on" if wanted[1] else ""},
-    )
+    # next transaction that reuses this pooled connection. Crossing tenants takes the key the
+    # connection was handed when it was opened (db/engine.py): the policies (db/rls.py) ignore
+    # a `tenantry.cross_tenant` set by hand. Either way one round trip.
+    conn = session.connection()
+    params = {"t": str(wanted[0]) if wanted[0] else ""}
+    if wanted[1]:
+        key = conn.connection.info.get(CROSS_TENANT_KEY)
+        if key is None:
+            raise PermissionError("this connection holds no cross-tenant key (database not migrated?)")
+        stmt = "SELECT set_config('tenantry.tenant_id', :t, true), tenantry_cross_tenant(:k)"
+        params["k"] = key
+    else:
+        stmt = (
+            "SELECT set_config('tenantry.tenant_id', :t, true), set_config('tenantry.cross_tenant', '', true)"
+        )
+    conn.execute(text(stmt), params)
     session.info[_MIRRORED] = wanted
 
 

@@ -1,10 +1,13 @@
-"""The only writer of audit events, and their readers (list, export); traces of refusals.
+"""The only writer of audit events, and their readers (list, export, verify); traces of refusals.
 
 `record()` adds the event to the caller's session, so it commits or rolls back together with
 the change it describes. Secrets are redacted before anything is stored. Refusals leave a
 trace too: the engine's 403s as `authz.denied` events (`record_denial`), 404s that hide another
 tenant's object as warnings on the `tenantry.security` logger (`note_hidden`); both are
 rate-limited (`services/sampling.py`) so a scanner cannot flood the table or the log.
+
+Events form one hash chain per tenant and one for the global events (`db/audit_chain.py` links
+them as they are flushed); `verify_chains` walks them and names the first broken link.
 """
 
 from __future__ import annotations
@@ -17,14 +20,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Select, select
+from sqlalchemy import Engine, Select, select, tuple_
 from sqlalchemy.orm import Session
 
 from tenantry.authz import Perm, Principal
 from tenantry.authz.engine import Denial
+from tenantry.db import audit_chain
 from tenantry.db.engine import sqlite_write_intent
 from tenantry.db.session import SETTINGS, Database
-from tenantry.db.tables import AuditEvent
+from tenantry.db.tables import AuditChainHead, AuditEvent
 from tenantry.security.redact import redact
 from tenantry.services import sampling
 from tenantry.services.context import RequestMeta, ServiceContext
@@ -200,6 +204,115 @@ def as_dict(event: AuditEvent) -> dict[str, Any]:
         "ip": event.ip,
         "user_agent": event.user_agent,
         "request_id": event.request_id,
+    }
+
+
+# --- integrity ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BrokenLink:
+    """Where a chain stops holding: the stream (tenant or None), the seq expected there, the
+    event found at that place (None when there is none), and why."""
+
+    tenant_id: uuid.UUID | None
+    seq: int
+    event_id: uuid.UUID | None
+    reason: str  # missing_event | duplicate_seq | broken_link | hash_mismatch | head_mismatch | no_head
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    ok: bool
+    streams_checked: int
+    events_checked: int
+    first_broken: BrokenLink | None
+
+
+_CHAIN_COLUMNS = [getattr(AuditEvent, name) for name in audit_chain.HASHED] + [AuditEvent.hash]
+
+
+def verify_chains(
+    ctx: ServiceContext, *, tenant_id: uuid.UUID | object | None = ..., chunk: int = 1000
+) -> ChainReport:
+    """Walk every chain (or the one of `tenant_id`; None = the global events) from its start.
+
+    Global scope only (superadmins, the CLI): the answer speaks of every tenant. Reads in
+    chunks, so memory stays flat however long the log; changes nothing.
+    """
+    ctx.require(Perm.AUDIT_READ, global_scope=True)
+    session = ctx.session
+    heads = {
+        row.stream: (row.seq, row.hash)
+        for row in session.execute(select(AuditChainHead.stream, AuditChainHead.seq, AuditChainHead.hash))
+    }
+    if tenant_id is ...:
+        with_events = session.execute(select(AuditEvent.tenant_id).distinct()).scalars()
+        streams = {audit_chain.stream_of(t) for t in with_events} | set(heads)
+    else:
+        streams = {audit_chain.stream_of(tenant_id)}  # type: ignore[arg-type]
+    first: BrokenLink | None = None
+    events = 0
+    for stream in sorted(streams):  # the global chain (nil UUID) first
+        broken, seen = _verify_stream(session, stream, heads.get(stream), chunk)
+        events += seen
+        first = first or broken
+    return ChainReport(first is None, len(streams), events, first)
+
+
+def _verify_stream(
+    session: Session, stream: uuid.UUID, head: tuple[int, str] | None, chunk: int
+) -> tuple[BrokenLink | None, int]:
+    tenant = None if stream == audit_chain.GLOBAL_STREAM else stream
+    where = AuditEvent.tenant_id.is_(None) if tenant is None else AuditEvent.tenant_id == tenant
+    stmt = select(*_CHAIN_COLUMNS).where(where).order_by(AuditEvent.seq, AuditEvent.id)
+    expected, prev, seen = 1, audit_chain.GENESIS, 0
+    after: tuple[int, uuid.UUID] | None = None
+    while True:
+        page = stmt if after is None else stmt.where(tuple_(AuditEvent.seq, AuditEvent.id) > after)
+        rows = session.execute(page.limit(chunk)).mappings().all()
+        for row in rows:
+            seen += 1
+            reason = (
+                "duplicate_seq"
+                if row["seq"] < expected
+                else "missing_event"
+                if row["seq"] > expected
+                else "broken_link"
+                if row["prev_hash"] != prev
+                else "hash_mismatch"
+                if audit_chain.content_hash(row) != row["hash"]
+                else None
+            )
+            if reason:
+                return BrokenLink(tenant, expected, row["id"], reason), seen
+            expected, prev = expected + 1, row["hash"]
+        if len(rows) < chunk:
+            break
+        after = (rows[-1]["seq"], rows[-1]["id"])
+    if head is None:
+        return (BrokenLink(tenant, expected, None, "no_head") if seen else None), seen
+    if head[0] >= expected:  # the newest events are gone
+        return BrokenLink(tenant, expected, None, "missing_event"), seen
+    if head != (expected - 1, prev):
+        return BrokenLink(tenant, expected - 1, None, "head_mismatch"), seen
+    return None, seen
+
+
+def report_as_dict(report: ChainReport) -> dict[str, Any]:
+    b = report.first_broken
+    return {
+        "ok": report.ok,
+        "streams_checked": report.streams_checked,
+        "events_checked": report.events_checked,
+        "first_broken": None
+        if b is None
+        else {
+            "tenant_id": str(b.tenant_id) if b.tenant_id else None,
+            "seq": b.seq,
+            "event_id": str(b.event_id) if b.event_id else None,
+            "reason": b.reason,
+        },
     }
 
 

@@ -1,4 +1,5 @@
-"""`/api/v1/audit` and `/api/v1/tenants/{tenant}/audit`: filtered pages and streamed export."""
+"""`/api/v1/audit` and `/api/v1/tenants/{tenant}/audit`: filtered pages and streamed export;
+`/api/v1/audit/verify`: the hash chains checked."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from fastapi.responses import StreamingResponse
 from tenantry.api.deps import CtxDep, TenantCtxDep
 from tenantry.api.routing import ApiRoute
 from tenantry.api.schemas import IsoDateTime, Page
-from tenantry.api.schemas.audit import AuditEventOut
+from tenantry.api.schemas.audit import AuditEventOut, ChainReportOut
 from tenantry.db import scoping
 from tenantry.services import audit
 from tenantry.services.context import ServiceContext
@@ -168,3 +169,9 @@ def list_tenant_events(
     if format != "json":
         return _stream(request, ctx, flt, format)
     return _page(ctx, flt, limit, cursor)
+
+
+@router.get("/api/v1/audit/verify", response_model=ChainReportOut)
+def verify(ctx: CtxDep) -> ChainReportOut:
+    """Walk every tenant's chain and the global one; superadmins only. Read-only."""
+    return ChainReportOut.model_validate(audit.report_as_dict(audit.verify_chains(ctx)))

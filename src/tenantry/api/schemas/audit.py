@@ -29,3 +29,17 @@ class AuditEventOut(BaseModel):
     ip: str | None
     user_agent: str | None
     request_id: str | None
+
+
+class BrokenLinkOut(BaseModel):
+    tenant_id: str | None
+    seq: int
+    event_id: str | None
+    reason: str
+
+
+class ChainReportOut(BaseModel):
+    ok: bool
+    streams_checked: int
+    events_checked: int
+    first_broken: BrokenLinkOut | None

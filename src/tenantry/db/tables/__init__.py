@@ -3,7 +3,7 @@
 from tenantry.db.tables.alias_resources import AliasResource
 from tenantry.db.tables.alias_roles import AliasRole
 from tenantry.db.tables.api_keys import ApiKey
-from tenantry.db.tables.audit import AuditEvent
+from tenantry.db.tables.audit import AuditChainHead, AuditEvent
 from tenantry.db.tables.grants import GlobalGrant, Grant
 from tenantry.db.tables.groups import AuthzState, Group, GroupMember
 from tenantry.db.tables.impersonations import Impersonation
@@ -28,6 +28,7 @@ __all__ = [
     "AliasResource",
     "AliasRole",
     "ApiKey",
+    "AuditChainHead",
     "AuditEvent",
     "AuthSession",
     "AuthzState",
@@ -55,3 +56,5 @@ __all__ = [
     "User",
     "UserToken",
 ]
+
+import tenantry.db.audit_chain  # noqa: F401  (chains new audit events on every flush)

@@ -1,4 +1,8 @@
-"""Append-only audit events. Ids, not foreign keys, so events outlive purged objects."""
+"""Append-only audit events. Ids, not foreign keys, so events outlive purged objects.
+
+Each tenant's events, and the global ones, form a hash chain (`db/audit_chain.py`);
+`audit_chain_heads` holds each chain's newest link and is the lock its writers queue on.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, String
+from sqlalchemy import BigInteger, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tenantry.db.base import Base
@@ -32,13 +36,26 @@ class AuditEvent(Base):
     ip: Mapped[str | None] = mapped_column(String(64), default=None)
     user_agent: Mapped[str | None] = mapped_column(String(512), default=None)
     request_id: Mapped[str | None] = mapped_column(String(64), default=None)
-    # Room for the per-tenant hash chain (sealed by a job; verified by `tenantry audit verify`).
-    prev_hash: Mapped[str | None] = mapped_column(String(64), default=None)
-    hash: Mapped[str | None] = mapped_column(String(64), default=None)
+    # The chain (set when the event is flushed, see db/audit_chain.py): place in the stream,
+    # predecessor's hash, own hash.
+    seq: Mapped[int] = mapped_column(BigInteger)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
 
     __table_args__ = (
         Index("ix_audit_events_tenant_id_id", "tenant_id", "id"),
+        Index("ix_audit_events_tenant_id_seq", "tenant_id", "seq"),
         Index("ix_audit_events_actor_id", "actor_id"),
         Index("ix_audit_events_action", "action"),
         Index("ix_audit_events_target", "target_type", "target_id"),
     )
+
+
+class AuditChainHead(Base):
+    """The newest link of one chain: a tenant's id, or the nil UUID for the global events."""
+
+    __tablename__ = "audit_chain_heads"
+
+    stream: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
