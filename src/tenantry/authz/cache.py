@@ -24,6 +24,10 @@ from tenantry.db.tables import AuthzState, ResourceType
 
 log = logging.getLogger("tenantry.authz.cache")
 CHANNEL = "tenantry:authz-version"
+# The settings catalog's version (services/settings.py) travels the same way; its cache registers
+# a hook here, since this layer may not import services.
+SETTINGS_CHANNEL = "tenantry:settings-version"
+_settings_hooks: list[Any] = []
 _SYNCED = "authz_synced"
 _PRIVATE = "authz_private_cache"
 
@@ -175,6 +179,21 @@ def _forget_transaction_state(session: Session, transaction: SessionTransaction)
     session.info.pop(_SYNCED, None)
 
 
+def on_settings_bump(hook: Any) -> None:
+    """Call `hook()` whenever another instance publishes a settings version bump."""
+    _settings_hooks.append(hook)
+
+
+def publish_settings_bump() -> None:
+    """After a settings change committed: let idle instances clear their settings cache at once
+    (the database version stays authoritative; Redis only speeds things up)."""
+    if _redis is not None:
+        try:
+            _redis.publish(SETTINGS_CHANNEL, "bump")
+        except Exception:
+            log.warning("could not publish the settings version bump")
+
+
 def listen(redis_url: str) -> threading.Thread:
     """Clear this instance's cache whenever another instance publishes a bump.
 
@@ -192,12 +211,12 @@ def listen(redis_url: str) -> threading.Thread:
 
     def subscribe() -> Any:
         pubsub = _redis_subscriber(redis_url)
-        pubsub.subscribe(CHANNEL)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
+        pubsub.subscribe(CHANNEL, SETTINGS_CHANNEL)
+        deadline, confirmed = time.monotonic() + 5, 0
+        while time.monotonic() < deadline and confirmed < 2:
             message = pubsub.get_message(timeout=0.5)
             if message is not None and message["type"] == "subscribe":
-                break
+                confirmed += 1
         return pubsub
 
     first: list[Any] = []
@@ -215,9 +234,16 @@ def listen(redis_url: str) -> threading.Thread:
                     continue
                 CACHE.clear()
                 CACHE.version = -1  # bumps may have been missed while Redis was away
+                for hook in _settings_hooks:
+                    hook()
             try:
                 message = pubsub.get_message(timeout=1.0)
-                if message is not None and message["type"] == "message":
+                if message is None or message["type"] != "message":
+                    continue
+                if message["channel"] in (SETTINGS_CHANNEL, SETTINGS_CHANNEL.encode()):
+                    for hook in _settings_hooks:
+                        hook()
+                else:
                     CACHE.clear()
                     CACHE.version = -1
             except Exception:  # Redis went away (or was closed): subscribe again

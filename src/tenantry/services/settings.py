@@ -10,7 +10,8 @@ and `authz_state.version` (memberships decide whose tenants' rules apply to a us
 settings change bumps the settings version in its own transaction; each transaction compares
 the database's versions with the cache's (one primary-key read, or none when authentication
 already read them in its query, see `version_columns`), so every instance sees a change on its
-next request, as with permissions (authz/cache.py).
+next request, as with permissions (authz/cache.py); with Redis, a bump is also published so
+idle instances clear at once.
 
 Which values apply to a user who belongs to several tenants (session lifetimes, password
 length, 2FA, impersonation): the strictest of their tenants' merged values (`_strictest`,
@@ -31,6 +32,7 @@ from sqlalchemy import ScalarSelect, delete, event, select, update
 from sqlalchemy.orm import Session, SessionTransaction
 
 from tenantry.authz import Perm
+from tenantry.authz import cache as authz_cache
 from tenantry.config import Settings
 from tenantry.db import core, scoping
 from tenantry.db import session as db_session
@@ -110,6 +112,7 @@ class _Cache:
 
 
 CACHE = _Cache()
+authz_cache.on_settings_bump(CACHE.clear)  # other instances' changes (Redis), when configured
 
 
 def version_columns() -> tuple[ScalarSelect[int], ScalarSelect[int]]:
@@ -148,7 +151,12 @@ def bump(session: Session) -> None:
         session.add(AuthzState(id=1, version=0, settings_version=1))
         session.flush()
     session.info[_DIRTY] = True
-    db_session.after_commit(session, CACHE.clear)
+
+    def _after() -> None:
+        CACHE.clear()
+        authz_cache.publish_settings_bump()
+
+    db_session.after_commit(session, _after)
 
 
 @event.listens_for(Session, "after_transaction_end")

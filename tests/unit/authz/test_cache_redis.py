@@ -29,3 +29,24 @@ def _assert_bump_clears():
         time.sleep(0.05)
     assert cache.CACHE.get("probe") is None
     assert cache.CACHE.version == -1  # the next request re-reads the version from the database
+
+
+@pytest.mark.skipif(not REDIS, reason="TENANTRY_TEST_REDIS_URL is not set")
+def test_published_settings_bump_clears_the_settings_cache_but_not_permissions():
+    from tenantry.config import load_settings
+    from tenantry.services import settings
+
+    cache.listen(REDIS)
+    try:
+        deployment = load_settings()
+        settings.CACHE.put(("system",), deployment, (1, 1), "probe")
+        cache.CACHE.clear(41)
+        cache.CACHE.put("perm", frozenset({"tenant.read"}), 41)
+        cache.publish_settings_bump()
+        deadline = time.monotonic() + 5
+        while settings.CACHE.get(("system",), deployment, (1, 1)) is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert settings.CACHE.get(("system",), deployment, (1, 1)) is None
+        assert cache.CACHE.get("perm") == frozenset({"tenant.read"})
+    finally:
+        cache.stop_listening()

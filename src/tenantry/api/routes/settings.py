@@ -5,24 +5,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path
+from fastapi import APIRouter, Path
 
 from tenantry.api.deps import CtxDep, TenantCtxDep
 from tenantry.api.routing import ApiRoute
-from tenantry.api.schemas import JsonObject
-from tenantry.api.schemas.settings import CategoryOut, SettingsOut
+from tenantry.api.schemas.settings import CategoryOut, SettingsOut, SettingsUpdate
 from tenantry.services import settings
 
 router = APIRouter(tags=["settings"], route_class=ApiRoute)
 CategoryName = Annotated[str, Path(max_length=32, pattern="^[a-z_]+$")]
 KeyName = Annotated[str, Path(max_length=64, pattern="^[a-z0-9_]+$")]
-Changes = Annotated[
-    JsonObject,
-    Body(
-        description="Only the keys to change. In a tenant, `null` resets a key to the system value.",
-        examples=[{"require_2fa": True, "session_idle_minutes": 60}],
-    ),
-]
 
 
 @router.get("/api/v1/settings", response_model=SettingsOut)
@@ -36,8 +28,8 @@ def get_system_category(ctx: CtxDep, category: CategoryName) -> CategoryOut:
 
 
 @router.put("/api/v1/settings/{category}", response_model=CategoryOut)
-def update_system_settings(ctx: CtxDep, category: CategoryName, body: Changes) -> CategoryOut:
-    view = settings.update_system_settings(ctx, category, body)
+def update_system_settings(ctx: CtxDep, category: CategoryName, body: SettingsUpdate) -> CategoryOut:
+    view = settings.update_system_settings(ctx, category, body.changes())
     ctx.commit()
     return CategoryOut.of(category, view)
 
@@ -55,9 +47,9 @@ def get_tenant_category(ctx: TenantCtxDep, category: CategoryName) -> CategoryOu
 
 
 @router.put("/api/v1/tenants/{tenant}/settings/{category}", response_model=CategoryOut)
-def update_tenant_settings(ctx: TenantCtxDep, category: CategoryName, body: Changes) -> CategoryOut:
+def update_tenant_settings(ctx: TenantCtxDep, category: CategoryName, body: SettingsUpdate) -> CategoryOut:
     assert ctx.tenant is not None
-    view = settings.update_tenant_settings(ctx, ctx.tenant, category, body)
+    view = settings.update_tenant_settings(ctx, ctx.tenant, category, body.changes())
     ctx.commit()
     return CategoryOut.of(category, view)
 

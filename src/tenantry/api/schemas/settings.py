@@ -4,9 +4,25 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
+from tenantry.api.schemas import JsonValue
 from tenantry.services.settings import CategoryView
+
+
+class SettingsUpdate(BaseModel):
+    """Only the keys to change, each with its new value (checked against the catalog: 422 naming
+    the key). In a tenant, `null` resets a key to the system value."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        allow_inf_nan=False,
+        json_schema_extra={"examples": [{"require_2fa": True, "session_idle_minutes": 60}]},
+    )
+    __pydantic_extra__: dict[str, JsonValue]  # text without control characters, finite numbers
+
+    def changes(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
 
 
 class SettingOut(BaseModel):

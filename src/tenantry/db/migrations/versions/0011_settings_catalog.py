@@ -58,11 +58,14 @@ def upgrade() -> None:
     with op.batch_alter_table("authz_state", schema=None) as batch_op:
         batch_op.alter_column("settings_version", server_default=None)
 
-    # Today's values: every tenant that required 2FA gets the override (before RLS is on: the
-    # owner is subject to FORCEd policies too).
+    # Today's values: every tenant that required 2FA gets the override.
     conn = op.get_bind()
     tenants = sa.table("tenants", sa.column("id", sa.Uuid()), sa.column("require_2fa", sa.Boolean()))
     ids = [row.id for row in conn.execute(sa.select(tenants.c.id).where(tenants.c.require_2fa.is_(True)))]
+    # Security/data: a plain DROP COLUMN, never batch mode's copy-and-drop of `tenants`: with
+    # SQLite's foreign keys on, dropping the old table would cascade-delete every tenant's
+    # memberships, resources, overrides... (SQLite 3.35+ drops a column in place).
+    op.drop_column("tenants", "require_2fa")
     overrides = sa.table(
         "tenant_settings",
         sa.column("tenant_id", sa.Uuid()),
@@ -74,6 +77,7 @@ def upgrade() -> None:
     )
     now = datetime.now(UTC)
     if ids:
+        # Before RLS is on: FORCEd policies bind the owner too.
         op.bulk_insert(
             overrides,
             [
@@ -88,18 +92,12 @@ def upgrade() -> None:
                 for tid in ids
             ],
         )
-    with op.batch_alter_table("tenants", schema=None) as batch_op:
-        batch_op.drop_column("require_2fa")
     rls.enable(conn, TENANT_OWNED)
 
 
 def downgrade() -> None:
     conn = op.get_bind()
     rls.disable(conn, TENANT_OWNED)
-    with op.batch_alter_table("tenants", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("require_2fa", sa.Boolean(), nullable=False, server_default=sa.false()))
-    with op.batch_alter_table("tenants", schema=None) as batch_op:
-        batch_op.alter_column("require_2fa", server_default=None)
     overrides = sa.table(
         "tenant_settings",
         sa.column("tenant_id", sa.Uuid()),
@@ -116,6 +114,10 @@ def downgrade() -> None:
         )
         if row.value is True
     ]
+    # In place (see upgrade); the server default stays: SQLite cannot drop it without a copy.
+    op.add_column(
+        "tenants", sa.Column("require_2fa", sa.Boolean(), nullable=False, server_default=sa.false())
+    )
     if required:
         tenants = sa.table("tenants", sa.column("id", sa.Uuid()), sa.column("require_2fa", sa.Boolean()))
         conn.execute(sa.update(tenants).where(tenants.c.id.in_(required)).values(require_2fa=True))
