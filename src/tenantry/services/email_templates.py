@@ -171,7 +171,8 @@ def create_template(ctx: ServiceContext, *, key: str, language: str) -> Template
 
 def _sample_render(ctx: ServiceContext, key: str, language: str, source: TemplateSource) -> Rendered:
     identity = tenant_mail_identity(ctx.session, ctx.settings, ctx.tenant_id)
-    return render_source(key, source, SAMPLE[key], identity=identity, language=language)
+    sample = {**SAMPLE[key], "tenant_name": ctx.tenant.name if ctx.tenant else None}
+    return render_source(key, source, sample, identity=identity, language=language)
 
 
 def update_template(
