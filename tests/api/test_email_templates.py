@@ -31,7 +31,11 @@ def _clone(api, key: str = "invitation", language: str = "en", persona: str = "a
 
 
 def _edit(api, tid: str, **parts: str) -> object:
-    body = {"subject": "Welcome to {{ tenant_name }}", "text": "Hi {{ inviter }}: {{ link }}", "html": "<p>x</p>"}
+    body = {
+        "subject": "Welcome to {{ tenant_name }}",
+        "text": "Hi {{ inviter }}: {{ link }}",
+        "html": "<p>x</p>",
+    }
     return api("acme_admin").put(f"{ACME}/{tid}", json={**body, **parts})
 
 
@@ -77,7 +81,11 @@ def test_clone_template_copies_system_one_and_is_listed_as_tenant(api, db):
     body = _clone(api, "password_reset", "de")
     assert body["source"] == "tenant" and body["key"] == "password_reset" and body["language"] == "de"
     system = api("superadmin").get(f"{SYSTEM}/password_reset/de").json()
-    assert (body["subject"], body["text"], body["html"]) == (system["subject"], system["text"], system["html"])
+    assert (body["subject"], body["text"], body["html"]) == (
+        system["subject"],
+        system["text"],
+        system["html"],
+    )
     listed = {(t["key"], t["language"]): t for t in api("acme_admin").get(ACME).json()}
     assert listed[("password_reset", "de")]["source"] == "tenant"
     assert listed[("password_reset", "de")]["id"] == body["id"]
@@ -91,7 +99,9 @@ def test_clone_template_copies_system_one_and_is_listed_as_tenant(api, db):
 
 def test_clone_twice_is_409(api, db):
     _clone(api)
-    assert_problem(api("acme_admin").post(ACME, json={"key": "invitation", "language": "en"}), 409, "template_exists")
+    assert_problem(
+        api("acme_admin").post(ACME, json={"key": "invitation", "language": "en"}), 409, "template_exists"
+    )
     assert _rows(db) == 1
 
 
@@ -164,7 +174,9 @@ def test_preview_draft_without_saving(api, db):
     assert p.status_code == 200, p.text
     assert p.json()["subject"] == "Draft Tenantry"
     assert api("acme_admin").get(f"{ACME}/{tid}").json()["subject"] != "Draft Tenantry"
-    assert_problem(api("acme_admin").post(f"{ACME}/{tid}/preview", json={"subject": "x"}), 422, "incomplete_draft")
+    assert_problem(
+        api("acme_admin").post(f"{ACME}/{tid}/preview", json={"subject": "x"}), 422, "incomplete_draft"
+    )
 
 
 def test_html_part_escapes_variables(api):

@@ -119,7 +119,9 @@ def start(
     return IssuedImpersonation(token, row.expires_at, row.id)
 
 
-def _notify_target(ctx: ServiceContext, target: User, row: Impersonation, tenant_ids: list[uuid.UUID]) -> None:
+def _notify_target(
+    ctx: ServiceContext, target: User, row: Impersonation, tenant_ids: list[uuid.UUID]
+) -> None:
     """Tell the user someone acts as them, in their tenant's branding, unless the tenant's mail
     identity says not to. A parent acting as its own alias tells nobody but itself: no mail."""
     if target.parent_id is not None:
