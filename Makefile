@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 # Compiled message catalogs (the app compiles a missing one in memory, so this is a speed-up).
 LOCALE := src/tenantry/locale
 $(LOCALE)/%/LC_MESSAGES/messages.mo: $(LOCALE)/%/LC_MESSAGES/messages.po $(STAMP)
-	$(BIN)/pybabel compile -q -d $(LOCALE) -l $* -D messages
+	$(BIN)/pybabel -q compile -d $(LOCALE) -l $* -D messages
 
 setup: $(STAMP) $(LOCALE)/de/LC_MESSAGES/messages.mo
 
