@@ -309,3 +309,18 @@ def test_broken_tenant_template_falls_back_to_system_one_and_is_logged(api, db, 
     assert len(warned) == 1
     assert warned[0].fields["template"] == str(tid)  # type: ignore[attr-defined]
     assert warned[0].fields["code"] == "template_not_allowed"  # type: ignore[attr-defined]
+
+
+def test_tenant_deletion_trashes_its_templates_and_restore_brings_them_back(api):
+    live = _clone(api)["id"]
+    gone = _clone(api, "lockout", "de")["id"]
+    assert api("acme_admin").delete(f"{ACME}/{gone}").status_code == 204
+    r = api("superadmin").delete("/api/v1/tenants/acme")
+    assert r.status_code == 200, r.text
+    assert r.json()["counts"]["email_templates"] == 1  # the live clone only
+    batch = r.json()["deletion_batch_id"]
+    r = api("superadmin").post(f"/api/v1/trash/{batch}/restore")
+    assert r.status_code == 200, r.text
+    assert r.json()["restored"]["email_templates"] == 1
+    assert api("acme_admin").get(f"{ACME}/{live}").status_code == 200
+    assert_problem(api("acme_admin").get(f"{ACME}/{gone}"), 404, "not_found")
