@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, Header, Response
+from fastapi import APIRouter, Body, Header, Response
 
 from tenantry.api.deps import CtxDep, TenantCtxDep
 from tenantry.api.etags import etag, parse_if_match
@@ -90,10 +91,13 @@ def delete_template(ctx: TenantCtxDep, template_id: uuid.UUID) -> Response:
 
 @router.post(TENANT + "/{template_id}/preview", response_model=EmailPreviewOut)
 def preview_template(
-    ctx: TenantCtxDep, template_id: uuid.UUID, body: EmailTemplatePreviewIn | None = None
+    ctx: TenantCtxDep,
+    template_id: uuid.UUID,
+    body: Annotated[EmailTemplatePreviewIn, Body(default_factory=EmailTemplatePreviewIn)],
 ) -> EmailPreviewOut:
+    """No body (or `{}`): the stored template; a draft: all three parts, previewed unsaved."""
     draft = None
-    if body is not None and body.model_fields_set:
+    if body.model_fields_set:
         if body.subject is None or body.text is None or body.html is None:
             raise Invalid("a draft needs subject, text and html", code="incomplete_draft")
         draft = TemplateSource(body.subject, body.text, body.html)
