@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 PYTEST_ARGS ?= -n 2
 
-.PHONY: setup run test test-sqlite test-postgres lint bench bench-full cluster cluster-stop clean
+.PHONY: setup messages run test test-sqlite test-postgres lint bench bench-full cluster cluster-stop clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,7 +14,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	rm -f $(VENV)/.installed-*; touch $(STAMP)
 
-setup: $(STAMP)
+# Compiled message catalogs (the app compiles a missing one in memory, so this is a speed-up).
+LOCALE := src/tenantry/locale
+$(LOCALE)/%/LC_MESSAGES/messages.mo: $(LOCALE)/%/LC_MESSAGES/messages.po $(STAMP)
+	$(BIN)/pybabel -q compile -d $(LOCALE) -l $* -D messages
+
+setup: $(STAMP) $(LOCALE)/de/LC_MESSAGES/messages.mo
+
+# Re-extract the strings to translate and merge them into every language's .po.
+messages: setup
+	$(BIN)/pybabel extract -F babel.cfg -k N_ -k NotFound -k Unauthenticated --no-location --sort-output \
+		-o $(LOCALE)/messages.pot src/tenantry
+	$(BIN)/pybabel update -i $(LOCALE)/messages.pot -d $(LOCALE) --no-wrap
 
 run: setup
 	mkdir -p var

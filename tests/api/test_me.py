@@ -70,7 +70,8 @@ def test_get_me_returns_own_profile(api, personas):
     assert body["email"] == "acme.member@example.com"
     assert body["default_tenant_id"] == str(personas.acme.id)
     assert body["is_superadmin"] is False
-    assert (body["language"], body["theme"], body["preferences"]) == ("en", "system", {})
+    # language null: mails and messages follow the tenant's default language (issue 11)
+    assert (body["language"], body["theme"], body["preferences"]) == (None, "system", {})
     assert "password_hash" not in body
     assert "totp_secret" not in body
 
@@ -169,7 +170,7 @@ def test_update_me_bad_input_422_nothing_changed(api, db, body):
     me = api("acme_member").get(ME).json()
     assert (me["email"], me["language"], me["theme"], me["preferences"]) == (
         "acme.member@example.com",
-        "en",
+        None,
         "system",
         {},
     )

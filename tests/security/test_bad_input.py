@@ -267,8 +267,9 @@ def _text_cases(app: FastAPI, targets: Targets) -> Iterator[tuple[APIRoute, str,
 
 BAD_TEXT = {"NUL": "a\x00b", "CR LF": "Acme\r\nBcc: evil@example.com", "ESC": "a\x1b[31mb", "DEL": "a\x7fb"}
 # `MultiLine` fields: line breaks reach the service, which decides (an SSH public key is one line,
-# but a private key pasted by mistake must get its own answer, `ssh_private_key`).
-MULTI_LINE_FIELDS = {"description", "public_key"}
+# but a private key pasted by mistake must get its own answer, `ssh_private_key`); mail template
+# bodies (`text`, `html`) are multi-line by nature.
+MULTI_LINE_FIELDS = {"description", "public_key", "text", "html"}
 
 
 def test_control_characters_in_every_text_field_are_422(app: FastAPI, sa: TestClient, targets) -> None:

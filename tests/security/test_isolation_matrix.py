@@ -25,7 +25,7 @@ from tenantry.authz import system_principal
 from tenantry.db import scoping
 from tenantry.db.session import Database
 from tenantry.db.tables import AuditEvent, GlobalGrant, Grant, Membership, Resource, User
-from tenantry.services import roles
+from tenantry.services import email_templates, roles
 from tenantry.services.context import ServiceContext
 from tests.personas import Personas
 from tests.security.test_enforcement import Targets, api_routes, minimal_body
@@ -65,6 +65,7 @@ def acme(clean_db: Database, personas: Personas) -> Acme:
         assert found is not None
         ctx.enter(found)
         roles.create_role(ctx, key="acme_only", name="Acme only", permissions=["host.read"])
+        template = email_templates.create_template(ctx, key="invitation", language="en")
     with clean_db.unit_of_work() as s, scoping.in_tenant(s, acme_id):
         host = Resource(tenant_id=acme_id, type="host", name="acme-secret-host")
         s.add(host)
@@ -77,6 +78,7 @@ def acme(clean_db: Database, personas: Personas) -> Acme:
         "key": "acme_only",
         "grant_id": str(grant_id),
         "resource_id": str(host_id),
+        "template_id": str(template.id),
     }
     secrets = (str(member.id), member.email, str(grant_id), str(host_id), "acme-secret-host", "Acme Corp")
     return Acme(Targets(params=params, victim_id=str(member.id)), secrets)

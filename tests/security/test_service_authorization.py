@@ -45,6 +45,7 @@ from tenantry.services import (
     alias_roles,
     aliases,
     api_keys,
+    email_templates,
     grants,
     groups,
     memberships,
@@ -197,6 +198,15 @@ CASES: dict[str, list[Case]] = {
     "resources.get_resource": [HIDDEN],
     "resources.list_resources": [EMPTY],
     "resources.update_resource": [HIDDEN],
+    "email_templates.create_template": [REFUSED],
+    "email_templates.delete_template": [REFUSED],
+    "email_templates.get_system_template": [REFUSED],
+    "email_templates.get_template": [REFUSED],
+    "email_templates.list_system_templates": [REFUSED],
+    "email_templates.list_templates": [REFUSED],
+    "email_templates.preview_system_template": [REFUSED],
+    "email_templates.preview_template": [REFUSED],
+    "email_templates.update_template": [REFUSED],
     "roles.create_role": [REFUSED],
     "roles.delete_role": [REFUSED],
     "roles.get_role": [REFUSED],
@@ -357,6 +367,7 @@ class World:
     ssh_key_id: uuid.UUID
     alias_role_id: uuid.UUID
     alias_id: uuid.UUID
+    template_id: uuid.UUID
 
 
 def _system(session: Session, tenant: Tenant | None = None) -> ServiceContext:
@@ -398,6 +409,7 @@ def build_world(db: Database) -> World:
         )
         ids |= {"resource_id": host.id, "batch_id": resources.delete_resource(ctx, spare.id)}
         roles.create_role(ctx, key="acme_ops", name="Ops", permissions=[Perm.TENANT_READ])
+        ids["template_id"] = email_templates.create_template(ctx, key="invitation", language="en").id
         viewer_id = p.users["acme_viewer"].id
         grant = grants.create_grant(
             ctx, principal_type="user", principal_id=viewer_id, role="member", resource_id=ids["resource_id"]
@@ -512,6 +524,12 @@ ARGS: dict[str, Arg] = {
     "shared_resources.type": lambda w, s: "gateway",
     "shared_resources.attributes": lambda w, s: {},
     "roles.key": lambda w, s: "acme_ops",
+    "email_templates.template_id": lambda w, s: w.template_id,
+    "email_templates.key": lambda w, s: "lockout",
+    "language": lambda w, s: "de",
+    "subject": lambda w, s: "taken over",
+    "text": lambda w, s: "taken over",
+    "html": lambda w, s: "taken over",
     "roles.create_role.key": lambda w, s: "new_role",
     "resource_types.key": lambda w, s: "gadget",
     "resource_types.create_type.key": lambda w, s: "new_type",

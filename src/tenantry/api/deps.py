@@ -17,11 +17,14 @@ from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBea
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from tenantry import i18n
 from tenantry.api.client_address import client_address
 from tenantry.api.routing import defers_work, prepare, request_work
 from tenantry.authz import Principal
 from tenantry.db.session import Database
+from tenantry.db.tables import User
 from tenantry.errors import PermissionDenied, Unauthenticated
+from tenantry.mail.identity import tenant_mail_identity
 from tenantry.services import auth, tenants
 from tenantry.services.context import RequestMeta, ServiceContext
 
@@ -118,6 +121,11 @@ async def sign_in_request(
         # What the principal may do (key scope, 2FA set-up pending, …) is the engine's to decide.
         ctx.principal = auth.authenticate(ctx, token, cookie=from_cookie, csrf_token=csrf)
         request.state.principal = ctx.principal
+        # The caller's language for problem details: authentication loaded the user already
+        # (identity map), so this costs no query; not loaded → the tenant's default, else English.
+        uid = ctx.principal.user_id
+        user = ctx.session.identity_map.get(ctx.session.identity_key(User, uid)) if uid else None
+        request.state.user_language = user.language if isinstance(user, User) else None
 
     await prepare(request, sign_in)
 
@@ -146,8 +154,24 @@ AnonCtxDep = Annotated[ServiceContext, Depends(anonymous_context)]
 
 async def tenant_context(tenant: str, ctx: CtxDep, request: Request) -> ServiceContext:
     """Resolve `{tenant}` (id or slug) once; unknown, deleted and hidden tenants are all 404."""
-    await prepare(request, lambda: tenants.enter_tenant(ctx, tenant))
+
+    def enter() -> None:
+        tenants.enter_tenant(ctx, tenant)
+        # The tenant row is in the identity map: reading its mail identity costs no query.
+        request.state.tenant_language = tenant_mail_identity(
+            ctx.session, ctx.settings, ctx.tenant_id
+        ).default_language
+
+    await prepare(request, enter)
     return ctx
+
+
+def request_language(request: Request) -> str:
+    """Problem details speak the signed-in user's language, else the tenant's default, else
+    English; anonymous callers get the best match for their `Accept-Language`."""
+    if hasattr(request.state, "user_language"):
+        return i18n.pick(request.state.user_language, getattr(request.state, "tenant_language", None))
+    return i18n.negotiate(request.headers.get("accept-language"))
 
 
 TenantCtxDep = Annotated[ServiceContext, Depends(tenant_context)]

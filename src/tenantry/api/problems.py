@@ -13,8 +13,8 @@ from sqlalchemy.orm.exc import StaleDataError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tenantry import errors
-from tenantry.api.deps import request_meta
+from tenantry import errors, i18n
+from tenantry.api.deps import request_language, request_meta
 from tenantry.authz.engine import AuthzDenied, mark_decided
 from tenantry.db import availability
 from tenantry.services import audit
@@ -89,16 +89,19 @@ def _problems_as_problem_json(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def problem(status: int, code: str, detail: str, title: str | None = None, **extra: Any) -> JSONResponse:
+def problem(
+    status: int, code: str, detail: str, title: str | None = None, *, language: str = "en", **extra: Any
+) -> JSONResponse:
+    """`detail` is translated into `language` (the catalog's text); `code` never is."""
     body = {
         "type": f"urn:tenantry:problem:{code}",
         "title": title or code.replace("_", " ").capitalize(),
         "status": status,
-        "detail": detail,
+        "detail": i18n.translate_detail(detail, language),
         "code": code,
         **extra,
     }
-    headers = {}
+    headers = {"Content-Language": language}
     if status == 401:
         headers["WWW-Authenticate"] = "Bearer"
     return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
@@ -138,14 +141,21 @@ def install(app: FastAPI) -> None:
     _problems_as_problem_json(app)
 
     @app.exception_handler(errors.DomainError)
-    async def _domain(_request: Request, exc: errors.DomainError) -> JSONResponse:
-        resp = problem(status_for(exc), exc.code, exc.detail, exc.title, **_jsonable(exc.extra))
+    async def _domain(request: Request, exc: errors.DomainError) -> JSONResponse:
+        resp = problem(
+            status_for(exc),
+            exc.code,
+            exc.detail,
+            exc.title,
+            language=request_language(request),
+            **_jsonable(exc.extra),
+        )
         if isinstance(exc, errors.RateLimited):
             resp.headers["Retry-After"] = str(exc.retry_after)
         return resp
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         mark_decided("invalid_request")  # refused before any route code ran
         problems = []
         for err in exc.errors():
@@ -162,7 +172,13 @@ def install(app: FastAPI) -> None:
             # Too long or otherwise unusable: the same answer as any cursor we did not issue.
             return problem(422, "invalid_cursor", "cursor is not valid", errors=problems)
         names = ", ".join(p["field"] or "body" for p in problems)
-        return problem(422, "validation_error", f"invalid input: {names}", errors=problems)
+        return problem(
+            422,
+            "validation_error",
+            f"invalid input: {names}",
+            errors=problems,
+            language=request_language(request),
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -171,7 +187,7 @@ def install(app: FastAPI) -> None:
             # client mistake as any other unreadable JSON, so the same status and code.
             return problem(422, "malformed_json", "the request body is not valid JSON")
         code = _HTTP_CODES.get(exc.status_code, "http_error")
-        resp = problem(exc.status_code, code, str(exc.detail))
+        resp = problem(exc.status_code, code, str(exc.detail), language=request_language(request))
         for k, v in (exc.headers or {}).items():
             resp.headers[k] = v
         if exc.status_code == 405:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy.engine import make_url
 
 from tenantry.db.engine import make_engine, normalise_url
@@ -40,14 +41,39 @@ def at_head(conn: Connection) -> bool:
     return current_revisions(conn) == script_heads()
 
 
+def _migration_engine(url: str) -> Engine:
+    """The owner's engine, with SQLite's foreign keys off while the schema changes.
+
+    On SQLite, Alembic's batch mode rebuilds a table by copy, drop and rename; with foreign keys
+    on, dropping `users` or `tenants` would cascade-delete every row that refers to them. The
+    keys are checked as a whole once the migration is done (`_check_foreign_keys`).
+    """
+    engine = make_engine(url)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _foreign_keys_off(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.execute("PRAGMA foreign_keys=OFF")
+
+    return engine
+
+
+def _check_foreign_keys(conn: Connection) -> None:
+    if conn.dialect.name == "sqlite":
+        broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise RuntimeError(f"migration left rows without their parent: {broken[:5]}")
+
+
 def upgrade(url: str, revision: str = "head", *, app_url: str | None = None) -> None:
     """Migrate with the owner `url`; on PostgreSQL grant DML to the app's role if it differs."""
-    engine = make_engine(url)
+    engine = _migration_engine(url)
     try:
         with engine.begin() as conn:
             cfg = alembic_config(url)
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
+            _check_foreign_keys(conn)
             if conn.dialect.name == "postgresql" and app_url:
                 app_user = make_url(normalise_url(app_url)).username
                 owner = conn.execute(text("SELECT current_user")).scalar()
@@ -58,12 +84,13 @@ def upgrade(url: str, revision: str = "head", *, app_url: str | None = None) -> 
 
 
 def downgrade(url: str, revision: str = "base") -> None:
-    engine = make_engine(url)
+    engine = _migration_engine(url)
     try:
         with engine.begin() as conn:
             cfg = alembic_config(url)
             cfg.attributes["connection"] = conn
             command.downgrade(cfg, revision)
+            _check_foreign_keys(conn)
     finally:
         engine.dispose()
 

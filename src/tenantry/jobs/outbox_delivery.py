@@ -10,10 +10,11 @@ from datetime import timedelta
 from sqlalchemy import or_, select, update
 
 from tenantry.config import Settings
-from tenantry.db.session import Database
+from tenantry.db.session import SETTINGS, Database
 from tenantry.db.tables import OutboxMessage
 from tenantry.db.types import utcnow
 from tenantry.mail import smtp
+from tenantry.services import settings as tenant_settings
 
 log = logging.getLogger("tenantry.jobs.outbox")
 # A claim of `batch` messages must outlive sending them all one after another (SMTP timeout each),
@@ -29,6 +30,11 @@ def backoff(attempts: int) -> timedelta:
 
 def claim(db: Database, batch: int = 5) -> list[OutboxMessage]:
     """Take a lease on due messages in one short transaction."""
+    return _claim(db, batch, db.settings)[0]
+
+
+def _claim(db: Database, batch: int, settings: Settings | None) -> tuple[list[OutboxMessage], str | None]:
+    """The leased messages and the system sender they go out under (settings `mail.sender`)."""
     now = utcnow()
     with db.unit_of_work() as session:
         due = (
@@ -46,21 +52,24 @@ def claim(db: Database, batch: int = 5) -> list[OutboxMessage]:
             due = due.with_for_update(skip_locked=True)
         ids = list(session.scalars(due))
         if not ids:
-            return []
+            return [], None
         session.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id.in_(ids))
             .values(locked_until=now + LEASE, locked_by=WORKER_ID)
         )
-        return list(session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(ids))))
+        messages = list(session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(ids))))
+        system = tenant_settings.effective(session, settings or session.info[SETTINGS], None)
+        return messages, system.mail.sender
 
 
 def deliver_due(db: Database, settings: Settings) -> int:
     """Send what is due; returns how many were sent."""
     sent = 0
-    for msg in claim(db):
+    messages, sender = _claim(db, 5, settings)
+    for msg in messages:
         try:
-            smtp.send(msg, settings)
+            smtp.send(msg, settings, sender=sender)
         except Exception as exc:  # any transport error: retry later
             attempts = msg.attempts + 1
             give_up = attempts >= settings.mail_max_attempts

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import smtplib
 from email.message import EmailMessage
-from email.utils import make_msgid
+from email.utils import formataddr, make_msgid, parseaddr
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -16,9 +16,19 @@ from tenantry.mail.render import header_safe
 log = logging.getLogger("tenantry.mail")
 
 
+def from_header(msg: OutboxMessage, sender: str) -> str:
+    """The deployment's address; the display name is the tenant's sender name when it has one."""
+    if not msg.sender_name:
+        return header_safe(sender)
+    _name, address = parseaddr(sender)
+    return formataddr((header_safe(msg.sender_name), address or sender))
+
+
 def build(msg: OutboxMessage, sender: str) -> EmailMessage:
     email = EmailMessage()
-    email["From"] = header_safe(sender)
+    email["From"] = from_header(msg, sender)
+    if msg.reply_to:
+        email["Reply-To"] = header_safe(msg.reply_to)
     email["To"] = header_safe(msg.to_addr)
     email["Subject"] = header_safe(msg.subject)  # rows queued before the subject was cleaned, too
     email["Message-ID"] = make_msgid(idstring=str(msg.id))
@@ -28,9 +38,10 @@ def build(msg: OutboxMessage, sender: str) -> EmailMessage:
     return email
 
 
-def send(msg: OutboxMessage, settings: Settings) -> None:
-    """Raise on failure; the delivery job retries with backoff."""
-    email = build(msg, settings.mail_from)
+def send(msg: OutboxMessage, settings: Settings, *, sender: str | None = None) -> None:
+    """Raise on failure; the delivery job retries with backoff. `sender`: the system's current
+    `mail.sender` setting (defaults to TENANTRY_MAIL_FROM)."""
+    email = build(msg, sender or settings.mail_from)
     if not settings.smtp_url:
         folder = Path(settings.outbox_dir)
         folder.mkdir(parents=True, exist_ok=True)

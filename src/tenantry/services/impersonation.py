@@ -28,6 +28,8 @@ from tenantry.db.tables import Impersonation, Membership, Tenant, User
 from tenantry.db.types import utcnow
 from tenantry.errors import Conflict, Invalid, NotFound, PermissionDenied, Unauthenticated
 from tenantry.ids import TOKEN_PREFIX_IMPERSONATION
+from tenantry.mail import outbox
+from tenantry.mail.identity import tenant_mail_identity
 from tenantry.security import tokens
 from tenantry.services import audit, settings
 from tenantry.services.context import ServiceContext
@@ -104,7 +106,7 @@ def start(
     )
     ctx.session.add(row)
     ctx.session.flush()
-    _record_everywhere(
+    tenant_ids = _record_everywhere(
         ctx,
         "impersonation.start",
         target,
@@ -117,6 +119,7 @@ def start(
             "expires_at": row.expires_at,
         },
     )
+    _notify_target(ctx, target, row, tenant_ids)
     return IssuedImpersonation(token, row.expires_at, row.id)
 
 
@@ -125,6 +128,33 @@ def _check_minutes(minutes: int, maximum: int) -> None:
         raise Invalid(
             f"minutes must be between 1 and {maximum}", code="minutes_out_of_range", max_minutes=maximum
         )
+
+
+def _notify_target(
+    ctx: ServiceContext, target: User, row: Impersonation, tenant_ids: list[uuid.UUID]
+) -> None:
+    """Tell the user someone acts as them, in their tenant's branding, unless the tenant's mail
+    identity says not to. A parent acting as its own alias tells nobody but itself: no mail."""
+    if target.parent_id is not None:
+        return
+    tenant_id = target.default_tenant_id if target.default_tenant_id in tenant_ids else None
+    tenant_id = tenant_id or (tenant_ids[0] if tenant_ids else None)
+    if not tenant_mail_identity(ctx.session, ctx.settings, tenant_id).impersonation_notice:
+        return
+    tenant = ctx.session.get(Tenant, tenant_id) if tenant_id is not None else None
+    outbox.enqueue(
+        ctx.session,
+        kind="impersonation_notice",
+        to=target.email,
+        language=target.language,
+        tenant_id=tenant_id,
+        context={
+            "impersonator": ctx.principal.label or "An administrator",
+            "reason": row.reason,
+            "expires_at": row.expires_at.strftime("%Y-%m-%d %H:%M UTC"),
+            "tenant_name": tenant.name if tenant is not None else None,
+        },
+    )
 
 
 def end(ctx: ServiceContext) -> None:
@@ -236,8 +266,12 @@ def authenticate_token(ctx: ServiceContext, token: str) -> Principal:
     return principal
 
 
-def _record_everywhere(ctx: ServiceContext, action: str, target: User, after: dict[str, Any]) -> None:
-    """One global event, and one in each of the target's tenants so their admins see it too."""
+def _record_everywhere(
+    ctx: ServiceContext, action: str, target: User, after: dict[str, Any]
+) -> list[uuid.UUID]:
+    """One global event, and one in each of the target's tenants so their admins see it too.
+
+    Returns those tenants."""
     audit.record(ctx, action, target_type="user", target_id=target.id, after=after, tenant_id=None)
     with scoping.cross_tenant(ctx.session):
         tenant_ids = list(
@@ -250,3 +284,4 @@ def _record_everywhere(ctx: ServiceContext, action: str, target: User, after: di
         )
     for tenant_id in tenant_ids:
         audit.record(ctx, action, target_type="user", target_id=target.id, after=after, tenant_id=tenant_id)
+    return tenant_ids

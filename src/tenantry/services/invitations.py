@@ -68,7 +68,6 @@ def send_invitation(
             "inviter": ctx.principal.label or "An administrator",
             "tenant_name": tenant.name if tenant else None,
             "expires_at": (utcnow() + ttl).strftime("%Y-%m-%d %H:%M UTC"),
-            "brand_color": (tenant.branding_color if tenant and tenant.branding_color else "#2f6fde"),
         },
     )
     audit.record(

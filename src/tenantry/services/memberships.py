@@ -235,7 +235,6 @@ def _invite(
                     "tenant_name": tenant.name,
                     "role": role,
                     "expires_at": expires_at.strftime("%Y-%m-%d %H:%M UTC"),
-                    "brand_color": tenant.branding_color or "#2f6fde",
                 },
             )
     audit.record(

@@ -351,7 +351,7 @@ def update_me(ctx: ServiceContext, changes: dict[str, Any]) -> User:
         if key in ("first_name", "last_name"):
             setattr(user, key, (value or "").strip()[:100])
         elif key == "language":
-            if value not in LANGUAGES:
+            if value is not None and value not in LANGUAGES:
                 raise Invalid("language must be en or de", code="invalid_language", field="language")
             user.language = value
         elif key == "theme":

@@ -213,3 +213,38 @@ def test_settings_catalog_migration_keeps_each_tenants_require_2fa(tmp_path: Pat
             engine.dispose()
     finally:
         backend.drop()
+
+
+def test_migrations_that_rebuild_a_table_keep_the_rows_that_refer_to_it(tmp_path: Path) -> None:
+    """SQLite rebuilds `users` in batch mode (copy, drop, rename); that must not cascade.
+
+    With foreign keys on during the migration, dropping the old `users` table would delete every
+    membership (ON DELETE CASCADE). Down to 0007 and back to head rebuilds `users` twice.
+    """
+    from tenantry.ids import uuid7
+
+    backend = create_backend(tmp_path, migrated=False)
+    tables = Base.metadata.tables
+    tenant_id, user_id = uuid7(), uuid7()
+    try:
+        url = backend.owner_url
+        migrate.upgrade(url, app_url=backend.app_url)
+        engine = make_engine(url)
+        try:
+            if engine.dialect.name != "sqlite":
+                pytest.skip("batch-mode table rebuilds happen on SQLite only")
+            with engine.begin() as conn:
+                conn.execute(tables["tenants"].insert().values(id=tenant_id, slug="kept", name="Kept"))
+                conn.execute(tables["users"].insert().values(id=user_id, email="kept@example.com"))
+                conn.execute(tables["memberships"].insert().values(tenant_id=tenant_id, user_id=user_id))
+            migrate.downgrade(url, "0007")
+            migrate.upgrade(url, app_url=backend.app_url)
+            with engine.connect() as conn:
+                members = conn.execute(text("SELECT user_id FROM memberships")).all()
+                users = conn.execute(text("SELECT email FROM users")).scalars().all()
+            assert len(members) == 1
+            assert users == ["kept@example.com"]
+        finally:
+            engine.dispose()
+    finally:
+        backend.drop()

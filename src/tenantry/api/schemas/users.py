@@ -68,7 +68,8 @@ class ImpersonatedBy(BaseModel):
 
 
 class MeOut(UserOut):
-    language: str
+    # null: mails and messages follow the tenant's default language, else English.
+    language: str | None
     theme: str
     preferences: dict[str, bool]
     # Set under an impersonation token: who is really acting as this user.
@@ -100,7 +101,7 @@ class MeUpdate(Strict):
             v = getattr(self, k)
             if k == "preferences":
                 out[k] = {pk: pv for pk, pv in (v.model_dump() if v else {}).items() if pv is not None}
-            elif v is not None or k == "default_tenant_id":
+            elif v is not None or k in ("default_tenant_id", "language"):
                 out[k] = v
         return out
 

@@ -4,6 +4,7 @@ from tenantry.db.tables.alias_resources import AliasResource
 from tenantry.db.tables.alias_roles import AliasRole
 from tenantry.db.tables.api_keys import ApiKey
 from tenantry.db.tables.audit import AuditChainHead, AuditEvent
+from tenantry.db.tables.email_templates import EmailTemplate
 from tenantry.db.tables.grants import GlobalGrant, Grant
 from tenantry.db.tables.groups import AuthzState, Group, GroupMember
 from tenantry.db.tables.impersonations import Impersonation
@@ -33,6 +34,7 @@ __all__ = [
     "AuthSession",
     "AuthzState",
     "DeletionBatch",
+    "EmailTemplate",
     "GlobalGrant",
     "Grant",
     "Group",

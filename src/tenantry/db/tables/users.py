@@ -28,7 +28,8 @@ class User(Timestamped, SoftDeletable, Base):
     default_tenant_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("tenants.id", ondelete="SET NULL"), default=None
     )
-    language: Mapped[str] = mapped_column(String(8), default="en")
+    # None: follow the tenant's default language (else English).
+    language: Mapped[str | None] = mapped_column(String(8), default=None)
     theme: Mapped[str] = mapped_column(String(8), default="system")
     preferences: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     password_changed_at: Mapped[datetime | None] = mapped_column(default=None)
