@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tenantry.cli import audit, init, resources, serve, tenants, trash, worker
+from tenantry.cli import audit, init, members, resources, roles, serve, tenants, trash, users, worker
 
 # Security: never print local variables in tracebacks; they may hold passwords or tokens.
 app = typer.Typer(
@@ -21,3 +21,6 @@ app.add_typer(tenants.app, name="tenants")
 app.add_typer(audit.app, name="audit")
 app.add_typer(resources.app, name="resources")
 app.add_typer(trash.app, name="trash")
+app.add_typer(users.app, name="users")
+app.add_typer(members.app, name="members")
+app.add_typer(roles.app, name="roles")

@@ -7,7 +7,7 @@ import uuid
 import typer
 from rich.table import Table
 
-from tenantry.cli.common import console, settings, system_context
+from tenantry.cli.common import confirm, console, settings, system_context
 from tenantry.db.session import Database
 from tenantry.jobs.purge import purge_expired
 from tenantry.services import trash
@@ -53,8 +53,7 @@ def purge(
         return
     if batch is None:
         raise typer.BadParameter("give a batch id or --expired")
-    if not yes and not typer.confirm("purging is permanent. continue?"):
-        raise typer.Abort()
+    confirm("purging is permanent. continue?", yes)
     with system_context("cli trash purge") as ctx:
         purged = trash.purge_batch(ctx, batch, confirm=True)
     console.print(f"[red]purged[/red] {purged}")
