@@ -238,3 +238,88 @@ def test_tenants_rename_suspend_activate(cli: Invoke, clean_db: Database, world:
 def test_tenants_rename_unknown_and_blank(cli: Invoke) -> None:
     assert cli("tenants", "rename", "no-such-tenant", "X").exit_code == EXIT_NOT_FOUND
     assert cli("tenants", "rename", "acme", "   ").exit_code == EXIT_INVALID
+
+
+# --- grants --------------------------------------------------------------------------------------
+
+
+def test_grants_add_list_remove_in_a_tenant(cli: Invoke, clean_db: Database, world: Personas) -> None:
+    outsider = world.users["acme_member"]
+    added = _json(
+        cli(
+            "grants",
+            "add",
+            "viewer",
+            "--user",
+            "acme.member@example.com",
+            "--tenant",
+            "acme",
+            "--output",
+            "json",
+        )
+    )
+    assert added["principal_id"] == str(outsider.id) and added["tenant_id"] == str(world.acme.id)
+    listed = _json(cli("grants", "list", "--tenant", "acme", "--user", str(outsider.id), "--output", "json"))
+    assert added["id"] in [g["id"] for g in listed] and len(listed) == 2
+    assert added["id"] in _ok(cli("grants", "list", "--tenant", "acme"))  # the narrow table keeps it whole
+    assert (
+        _json(cli("grants", "list", "--tenant", "globex", "--output", "json", "--user", str(outsider.id)))
+        == []
+    )
+    assert cli("grants", "remove", added["id"], "--tenant", "acme").exit_code == EXIT_INVALID
+    assert _roles(clean_db, world.acme.id, outsider.id) == ["member", "viewer"]
+    _ok(cli("grants", "remove", added["id"], "--tenant", "acme", "--yes"))
+    assert _roles(clean_db, world.acme.id, outsider.id) == ["member"]
+    assert cli("grants", "remove", added["id"], "--tenant", "acme", "--yes").exit_code == EXIT_NOT_FOUND
+
+
+def test_grants_add_needs_exactly_one_principal(cli: Invoke) -> None:
+    assert cli("grants", "add", "viewer", "--tenant", "acme").exit_code == EXIT_INVALID
+
+
+def test_grants_add_unknown_role_is_refused(cli: Invoke) -> None:
+    result = cli("grants", "add", "emperor", "--user", "outsider@example.com", "--tenant", "acme")
+    assert result.exit_code in (EXIT_INVALID, EXIT_NOT_FOUND), result.output
+
+
+# --- settings ------------------------------------------------------------------------------------
+
+
+def _setting(rows: list[dict[str, Any]], category: str, key: str) -> dict[str, Any]:
+    return next(r for r in rows if r["category"] == category and r["key"] == key)
+
+
+def test_settings_tenant_set_show_reset(cli: Invoke) -> None:
+    shown = _json(cli("settings", "show", "--tenant", "acme", "--output", "json"))
+    assert _setting(shown, "security", "require_2fa") == {
+        "category": "security",
+        "key": "require_2fa",
+        "value": False,
+        "source": "default",
+        "tenant_overridable": True,
+    }
+    _json(cli("settings", "set", "security", "require_2fa", "true", "--tenant", "acme", "--output", "json"))
+    shown = _json(cli("settings", "show", "security", "--tenant", "acme", "--output", "json"))
+    assert _setting(shown, "security", "require_2fa")["value"] is True
+    assert _setting(shown, "security", "require_2fa")["source"] == "tenant"
+    other = _json(cli("settings", "show", "security", "--tenant", "globex", "--output", "json"))
+    assert _setting(other, "security", "require_2fa")["value"] is False
+    _ok(cli("settings", "reset", "security", "require_2fa", "--tenant", "acme"))
+    shown = _json(cli("settings", "show", "security", "--tenant", "acme", "--output", "json"))
+    assert _setting(shown, "security", "require_2fa")["source"] == "default"
+
+
+def test_settings_system_set_text_value(cli: Invoke) -> None:
+    _ok(cli("settings", "set", "general", "display_name", "Ops Portal"))
+    shown = _json(cli("settings", "show", "general", "--output", "json"))
+    assert _setting(shown, "general", "display_name")["value"] == "Ops Portal"
+
+
+def test_settings_refusals(cli: Invoke) -> None:
+    assert (
+        cli("settings", "set", "security", "session_idle_minutes", "soon", "--tenant", "acme").exit_code
+        == EXIT_INVALID
+    )
+    assert cli("settings", "set", "security", "no_such_key", "1").exit_code == EXIT_INVALID
+    assert cli("settings", "show", "trash", "--tenant", "acme").exit_code == EXIT_NOT_FOUND
+    assert cli("settings", "show", "--tenant", "no-such-tenant").exit_code == EXIT_NOT_FOUND

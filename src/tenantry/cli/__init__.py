@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import typer
 
-from tenantry.cli import audit, init, members, resources, roles, serve, tenants, trash, users, worker
+from tenantry.cli import (
+    audit,
+    grants,
+    init,
+    members,
+    resources,
+    roles,
+    serve,
+    settings_cmd,
+    tenants,
+    trash,
+    users,
+    worker,
+)
 
 # Security: never print local variables in tracebacks; they may hold passwords or tokens.
 app = typer.Typer(
@@ -24,3 +37,5 @@ app.add_typer(trash.app, name="trash")
 app.add_typer(users.app, name="users")
 app.add_typer(members.app, name="members")
 app.add_typer(roles.app, name="roles")
+app.add_typer(grants.app, name="grants")
+app.add_typer(settings_cmd.app, name="settings")

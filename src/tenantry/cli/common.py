@@ -15,6 +15,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.measure import Measurement
 from rich.panel import Panel
 from rich.table import Table
 
@@ -127,7 +128,9 @@ def emit(rows: Sequence[dict[str, Any]], columns: Sequence[str], output: Output,
             table.add_column(c, overflow="fold")
     for r in rows:
         table.add_row(*("" if r.get(c) is None else str(_cell(r.get(c))) for c in columns))
-    console.print(table)
+    # Fit the terminal; where even the narrowest layout is wider, print it wider rather than cut.
+    needed = Measurement.get(console, console.options.update(width=10_000), table).minimum
+    console.print(table, width=max(console.width, needed), crop=False)
 
 
 def _cell(value: Any) -> Any:
