@@ -323,3 +323,24 @@ def test_settings_refusals(cli: Invoke) -> None:
     assert cli("settings", "set", "security", "no_such_key", "1").exit_code == EXIT_INVALID
     assert cli("settings", "show", "trash", "--tenant", "acme").exit_code == EXIT_NOT_FOUND
     assert cli("settings", "show", "--tenant", "no-such-tenant").exit_code == EXIT_NOT_FOUND
+
+
+# --- groups --------------------------------------------------------------------------------------
+
+
+def test_groups_create_members_show_delete(cli: Invoke, clean_db: Database, world: Personas) -> None:
+    created = _json(cli("groups", "create", "ops", "--description", "On call", "--output", "json"))
+    assert created["id"] in {g["id"] for g in _json(cli("groups", "list", "--output", "json"))}
+    _ok(cli("groups", "add-member", "ops", "acme.member@example.com"))
+    shown = _json(cli("groups", "show", created["id"], "--output", "json"))
+    assert shown["members"] == [
+        {"id": str(world.users["acme_member"].id), "email": "acme.member@example.com"}
+    ]
+    assert cli("groups", "create", "ops").exit_code == EXIT_CONFLICT
+    assert cli("groups", "remove-member", "ops", "acme.member@example.com").exit_code == EXIT_INVALID
+    _ok(cli("groups", "remove-member", "ops", "acme.member@example.com", "--yes"))
+    assert _json(cli("groups", "show", "ops", "--output", "json"))["members"] == []
+    assert cli("groups", "delete", "ops").exit_code == EXIT_INVALID
+    _ok(cli("groups", "delete", "ops", "--yes"))
+    assert cli("groups", "show", "ops").exit_code == EXIT_NOT_FOUND
+    assert {"group.create", "group.delete"} <= set(_actions(clean_db))

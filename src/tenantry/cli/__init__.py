@@ -7,6 +7,7 @@ import typer
 from tenantry.cli import (
     audit,
     grants,
+    groups,
     init,
     members,
     resources,
@@ -39,3 +40,4 @@ app.add_typer(members.app, name="members")
 app.add_typer(roles.app, name="roles")
 app.add_typer(grants.app, name="grants")
 app.add_typer(settings_cmd.app, name="settings")
+app.add_typer(groups.app, name="groups")
