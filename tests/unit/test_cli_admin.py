@@ -12,13 +12,16 @@ from click.testing import Result
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from tenantry.authz import Principal
 from tenantry.cli import app
 from tenantry.cli.common import EXIT_CONFLICT, EXIT_INVALID, EXIT_NOT_FOUND, console
 from tenantry.db import scoping
 from tenantry.db.session import Database
-from tenantry.db.tables import AuditEvent, Grant, Tenant, User
+from tenantry.db.tables import AuditEvent, AuthSession, Grant, Tenant, User
+from tenantry.services import alias_roles, aliases, api_keys
+from tenantry.services.context import ServiceContext
 from tests.backends import Backend
-from tests.personas import Personas, build_personas
+from tests.personas import PASSWORD, Personas, build_personas
 
 Invoke = Callable[..., Result]
 
@@ -344,3 +347,44 @@ def test_groups_create_members_show_delete(cli: Invoke, clean_db: Database, worl
     _ok(cli("groups", "delete", "ops", "--yes"))
     assert cli("groups", "show", "ops").exit_code == EXIT_NOT_FOUND
     assert {"group.create", "group.delete"} <= set(_actions(clean_db))
+
+
+# --- api keys and aliases ------------------------------------------------------------------------
+
+
+def _member_key_and_alias(db: Database, member_id: uuid.UUID) -> tuple[str, str]:
+    """The member makes an API key and an alias for themselves (their own acts)."""
+    with db.unit_of_work() as session:
+        session_id = session.scalar(select(AuthSession.id).where(AuthSession.user_id == member_id))
+        assert session_id is not None
+        me = Principal(kind="user", user_id=member_id, label="acme.member@example.com", session_id=session_id)
+        ctx = ServiceContext(session=session, principal=me)
+        key = api_keys.create_key(ctx, name="ci", scope="read")
+        role = alias_roles.create_alias_role(ctx, name="support", permissions=["host.read"])
+        alias = aliases.create_alias(ctx, email="alias@example.com", password=PASSWORD, role_id=role.role.id)
+        return str(key.key.id), str(alias.alias.id)
+
+
+def test_api_keys_list_and_revoke(cli: Invoke, clean_db: Database, world: Personas) -> None:
+    key_id, _ = _member_key_and_alias(clean_db, world.users["acme_member"].id)
+    listed = _json(cli("api-keys", "list", "--user", "acme.member@example.com", "--output", "json"))
+    assert [k["id"] for k in listed] == [key_id] and "token_hash" not in listed[0]
+    assert key_id in _ok(cli("api-keys", "list", "--user", "acme.member@example.com"))
+    assert _json(cli("api-keys", "list", "--user", "acme.admin@example.com", "--output", "json")) == []
+    assert cli("api-keys", "revoke", key_id, "--user", "acme.member@example.com").exit_code == EXIT_INVALID
+    # another user's key is not found under this user
+    assert (
+        cli("api-keys", "revoke", key_id, "--user", "acme.admin@example.com", "--yes").exit_code
+        == EXIT_NOT_FOUND
+    )
+    _ok(cli("api-keys", "revoke", key_id, "--user", "acme.member@example.com", "--yes"))
+    assert _json(cli("api-keys", "list", "--user", "acme.member@example.com", "--output", "json")) == []
+    assert "api_key.revoke" in _actions(clean_db)
+
+
+def test_aliases_list_of_a_parent_user(cli: Invoke, clean_db: Database, world: Personas) -> None:
+    _, alias_id = _member_key_and_alias(clean_db, world.users["acme_member"].id)
+    listed = _json(cli("aliases", "list", "--user", "acme.member@example.com", "--output", "json"))
+    assert [(a["id"], a["email"]) for a in listed] == [(alias_id, "alias@example.com")]
+    assert _json(cli("aliases", "list", "--user", "acme.admin@example.com", "--output", "json")) == []
+    assert cli("aliases", "list", "--user", "nobody@example.com").exit_code == EXIT_NOT_FOUND

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from tenantry.cli import (
+    api_keys,
     audit,
     grants,
     groups,
@@ -41,3 +42,5 @@ app.add_typer(roles.app, name="roles")
 app.add_typer(grants.app, name="grants")
 app.add_typer(settings_cmd.app, name="settings")
 app.add_typer(groups.app, name="groups")
+app.add_typer(api_keys.app, name="api-keys")
+app.add_typer(api_keys.aliases_app, name="aliases")
