@@ -32,11 +32,21 @@ def find_user(ctx: ServiceContext, ref: str) -> User:
     try:
         user_id = uuid.UUID(ref)
     except ValueError:
-        found = users.find_by_email(ctx, ref)
-        if found is None:
-            raise NotFound("user") from None
-        user_id = found.id
+        return _by_email(ctx, ref)
     return users.get_user(ctx, user_id)
+
+
+def _by_email(ctx: ServiceContext, email: str) -> User:
+    wanted = email.strip().lower()
+    cursor = None
+    while True:
+        page = users.list_users(ctx, limit=100, cursor=cursor, email=wanted)
+        for u in page.items:
+            if u.email == wanted:
+                return u
+        cursor = page.next_cursor
+        if not cursor:
+            raise NotFound("user")
 
 
 def row(u: User) -> dict[str, Any]:
