@@ -388,3 +388,12 @@ def test_aliases_list_of_a_parent_user(cli: Invoke, clean_db: Database, world: P
     assert [(a["id"], a["email"]) for a in listed] == [(alias_id, "alias@example.com")]
     assert _json(cli("aliases", "list", "--user", "acme.admin@example.com", "--output", "json")) == []
     assert cli("aliases", "list", "--user", "nobody@example.com").exit_code == EXIT_NOT_FOUND
+
+
+def test_tenants_list_json_round_trips_the_ids(cli: Invoke, world: Personas) -> None:
+    listed = _json(cli("tenants", "list", "--output", "json"))
+    assert {t["slug"]: t["id"] for t in listed} == {
+        "acme": str(world.acme.id),
+        "globex": str(world.globex.id),
+    }
+    assert str(world.acme.id) in _ok(cli("tenants", "list"))

@@ -121,13 +121,15 @@ def emit(rows: Sequence[dict[str, Any]], columns: Sequence[str], output: Output,
         typer.echo(json.dumps([{k: _jsonable(v) for k, v in r.items()} for r in rows], default=str))
         return
     table = Table(title=title or None)
-    for c in columns:
+    cells = [["" if r.get(c) is None else str(_cell(r.get(c))) for c in columns] for r in rows]
+    for i, c in enumerate(columns):
         if c == "id" or c.endswith("_id"):
             table.add_column(c, no_wrap=True, min_width=36, overflow="fold")
-        else:
-            table.add_column(c, overflow="fold")
-    for r in rows:
-        table.add_row(*("" if r.get(c) is None else str(_cell(r.get(c))) for c in columns))
+        else:  # wrap between words, but never narrower than the longest word (a slug, an email)
+            words = [len(w) for row in cells for w in row[i].split()] + [len(c)]
+            table.add_column(c, min_width=min(max(words), 40), overflow="fold")
+    for row in cells:
+        table.add_row(*row)
     # Fit the terminal; where even the narrowest layout is wider, print it wider rather than cut.
     needed = Measurement.get(console, console.options.update(width=10_000), table).minimum
     console.print(table, width=max(console.width, needed), crop=False)

@@ -3,30 +3,49 @@
 from __future__ import annotations
 
 import typer
-from rich.table import Table
 
-from tenantry.cli.common import OUTPUT_OPTION, YES_OPTION, Output, confirm, console, emit_one, system_context
+from tenantry.cli.common import (
+    OUTPUT_OPTION,
+    YES_OPTION,
+    Output,
+    confirm,
+    console,
+    emit,
+    emit_one,
+    system_context,
+)
 from tenantry.services import tenants
 
 app = typer.Typer(no_args_is_help=True, help="Manage tenants.")
 
 
 @app.command("list")
-def list_tenants(q: str = typer.Option(None, help="Name or slug contains"), limit: int = 200) -> None:
+def list_tenants(
+    q: str = typer.Option(None, help="Name or slug contains"),
+    limit: int = 200,
+    output: Output = OUTPUT_OPTION,
+) -> None:
     with system_context("cli tenants list") as ctx:
-        table = Table("slug", "name", "status", "members", "resources", "id")
+        rows: list[dict[str, object]] = []
         cursor = None
-        shown = 0
-        while shown < limit:
-            page = tenants.list_tenants(ctx, limit=min(100, limit - shown), cursor=cursor, q=q)
+        while len(rows) < limit:
+            page = tenants.list_tenants(ctx, limit=min(100, limit - len(rows)), cursor=cursor, q=q)
             for v in page.items:
                 t = v.tenant
-                table.add_row(t.slug, t.name, t.status, str(v.member_count), str(v.resource_count), str(t.id))
-            shown += len(page.items)
+                rows.append(
+                    {
+                        "id": str(t.id),
+                        "slug": t.slug,
+                        "name": t.name,
+                        "status": t.status,
+                        "members": v.member_count,
+                        "resources": v.resource_count,
+                    }
+                )
             cursor = page.next_cursor
             if not cursor:
                 break
-    console.print(table)
+    emit(rows, ["slug", "name", "status", "members", "resources", "id"], output)
 
 
 @app.command("create")
