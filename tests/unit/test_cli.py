@@ -14,7 +14,7 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from tenantry.cli import app
-from tenantry.cli.common import EXIT_CONFLICT, EXIT_NOT_FOUND
+from tenantry.cli.common import EXIT_CONFLICT, EXIT_INVALID, EXIT_NOT_FOUND
 from tenantry.cli.server import ServeOptions
 from tenantry.db import migrate as db_migrate
 from tenantry.db.engine import make_engine
@@ -231,7 +231,7 @@ def test_tenants_delete_declined_keeps_the_tenant(cli: Invoke) -> None:
     _ok(cli("init"))
     _ok(cli("tenants", "create", "acme", "Acme"))
     result = cli("tenants", "delete", "acme", input="n\n")
-    assert result.exit_code != 0
+    assert result.exit_code == EXIT_INVALID  # no terminal to ask and no --yes: refused
     assert "acme" in _slugs(_ok(cli("tenants", "list")))
 
 

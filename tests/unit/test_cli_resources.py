@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from tenantry.authz import system_principal
 from tenantry.cli import app
-from tenantry.cli.common import EXIT_CONFLICT, EXIT_NOT_FOUND, console
+from tenantry.cli.common import EXIT_CONFLICT, EXIT_INVALID, EXIT_NOT_FOUND, console
 from tenantry.db import scoping
 from tenantry.db.session import Database
 from tenantry.db.tables import AuditEvent, DeletionBatch, Resource
@@ -224,6 +224,9 @@ def test_trash_list_shows_every_batch_with_counts(cli, clean_db):
     assert str(tenant_batch) in output
     assert "host web-1" in output
     assert "resources 3" in output
+    listed = json.loads(_ok(cli("trash", "list", "--output", "json")))
+    assert {b["batch"] for b in listed} == {batch, str(tenant_batch)}
+    assert next(b for b in listed if b["batch"] == batch)["counts"]["resources"] == 3
 
 
 def test_trash_restore_brings_the_family_back(cli, clean_db, world):
@@ -277,7 +280,7 @@ def test_trash_purge_declined_prompt_purges_nothing(cli, clean_db):
     ids = _tree(clean_db)
     batch = _delete_host(clean_db, ids["h1"])
     result = cli("trash", "purge", batch, input="n\n")
-    assert result.exit_code != 0
+    assert result.exit_code == EXIT_INVALID  # no terminal to ask and no --yes: refused
     assert _trashed(clean_db) == 3
     assert batch in _ok(cli("trash", "list"))
 

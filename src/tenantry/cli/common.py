@@ -123,7 +123,7 @@ def emit(rows: Sequence[dict[str, Any]], columns: Sequence[str], output: Output,
     table = Table(title=title or None)
     cells = [["" if r.get(c) is None else str(_cell(r.get(c))) for c in columns] for r in rows]
     for i, c in enumerate(columns):
-        if c == "id" or c.endswith("_id"):
+        if c in ("id", "batch") or c.endswith("_id"):
             table.add_column(c, no_wrap=True, min_width=36, overflow="fold")
         else:  # wrap between words, but never narrower than the longest word (a slug, an email)
             words = [len(w) for row in cells for w in row[i].split()] + [len(c)]
