@@ -14,6 +14,7 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from tenantry.cli import app
+from tenantry.cli.common import EXIT_CONFLICT, EXIT_INVALID, EXIT_NOT_FOUND
 from tenantry.cli.server import ServeOptions
 from tenantry.db import migrate as db_migrate
 from tenantry.db.engine import make_engine
@@ -230,23 +231,23 @@ def test_tenants_delete_declined_keeps_the_tenant(cli: Invoke) -> None:
     _ok(cli("init"))
     _ok(cli("tenants", "create", "acme", "Acme"))
     result = cli("tenants", "delete", "acme", input="n\n")
-    assert result.exit_code != 0
+    assert result.exit_code == EXIT_INVALID  # no terminal to ask and no --yes: refused
     assert "acme" in _slugs(_ok(cli("tenants", "list")))
 
 
-def test_tenants_create_taken_slug_exits_1_with_the_error_code(cli: Invoke) -> None:
+def test_tenants_create_taken_slug_exits_conflict_with_the_error_code(cli: Invoke) -> None:
     _ok(cli("init"))
     _ok(cli("tenants", "create", "acme", "Acme"))
     result = cli("tenants", "create", "acme", "Acme again")
-    assert result.exit_code == 1
+    assert result.exit_code == EXIT_CONFLICT
     assert "slug_taken" in result.stderr
 
 
-def test_tenants_restore_of_a_live_tenant_exits_1(cli: Invoke) -> None:
+def test_tenants_restore_of_a_live_tenant_exits_not_found(cli: Invoke) -> None:
     _ok(cli("init"))
     _ok(cli("tenants", "create", "acme", "Acme"))
     result = cli("tenants", "restore", "acme")
-    assert result.exit_code == 1
+    assert result.exit_code == EXIT_NOT_FOUND
     assert "not_found" in result.stderr
 
 

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from tenantry.authz import system_principal
 from tenantry.cli import app
-from tenantry.cli.common import console
+from tenantry.cli.common import EXIT_CONFLICT, EXIT_INVALID, EXIT_NOT_FOUND, console
 from tenantry.db import scoping
 from tenantry.db.session import Database
 from tenantry.db.tables import AuditEvent, DeletionBatch, Resource
@@ -168,7 +168,7 @@ def test_import_clashing_unique_value_fails_and_writes_nothing(cli, clean_db, wo
     _ok(cli("resources", "export", "acme", "-o", str(out)))
     before = _resources(clean_db, world.acme.id)
     result = cli("resources", "import", "acme", "-i", str(out))  # the same addresses again
-    assert result.exit_code == 1
+    assert result.exit_code == EXIT_CONFLICT
     assert "unique_violation" in result.output
     assert _resources(clean_db, world.acme.id).keys() == before.keys()
     assert len(_resources(clean_db, world.acme.id)) == 7
@@ -201,7 +201,7 @@ def test_import_into_unknown_tenant_fails(cli, clean_db, tmp_path: Path):
     src = tmp_path / "f.jsonl"
     src.write_text("")
     result = cli("resources", "import", "no-such-tenant", "-i", str(src))
-    assert result.exit_code == 1
+    assert result.exit_code == EXIT_NOT_FOUND
     assert "not_found" in result.output
 
 
@@ -224,6 +224,9 @@ def test_trash_list_shows_every_batch_with_counts(cli, clean_db):
     assert str(tenant_batch) in output
     assert "host web-1" in output
     assert "resources 3" in output
+    listed = json.loads(_ok(cli("trash", "list", "--output", "json")))
+    assert {b["batch"] for b in listed} == {batch, str(tenant_batch)}
+    assert next(b for b in listed if b["batch"] == batch)["counts"]["resources"] == 3
 
 
 def test_trash_restore_brings_the_family_back(cli, clean_db, world):
@@ -238,7 +241,7 @@ def test_trash_restore_brings_the_family_back(cli, clean_db, world):
     assert batch not in _ok(cli("trash", "list"))
 
 
-def test_trash_restore_conflict_exits_1_and_restores_nothing(cli, clean_db):
+def test_trash_restore_conflict_exits_conflict_and_restores_nothing(cli, clean_db):
     ids = _tree(clean_db)
     batch = _delete_host(clean_db, ids["h1"])
     with clean_db.unit_of_work() as session:
@@ -246,14 +249,14 @@ def test_trash_restore_conflict_exits_1_and_restores_nothing(cli, clean_db):
             _ctx(session, "acme"), type="host", name="taker", attributes={"ip_address": "10.0.0.1"}
         )
     result = cli("trash", "restore", batch)
-    assert result.exit_code == 1
+    assert result.exit_code == EXIT_CONFLICT
     assert "restore_conflict" in result.output
     assert _trashed(clean_db) == 3
 
 
-def test_trash_restore_unknown_batch_exits_1(cli):
+def test_trash_restore_unknown_batch_exits_not_found(cli):
     result = cli("trash", "restore", str(uuid.uuid4()))
-    assert result.exit_code == 1
+    assert result.exit_code == EXIT_NOT_FOUND
     assert "not_found" in result.output
 
 
@@ -270,14 +273,14 @@ def test_trash_purge_yes_removes_rows_for_good(cli, clean_db):
             select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "resource.purge")
         )
     assert purge_events == 1
-    assert cli("trash", "restore", batch).exit_code == 1
+    assert cli("trash", "restore", batch).exit_code == EXIT_NOT_FOUND
 
 
 def test_trash_purge_declined_prompt_purges_nothing(cli, clean_db):
     ids = _tree(clean_db)
     batch = _delete_host(clean_db, ids["h1"])
     result = cli("trash", "purge", batch, input="n\n")
-    assert result.exit_code != 0
+    assert result.exit_code == EXIT_INVALID  # no terminal to ask and no --yes: refused
     assert _trashed(clean_db) == 3
     assert batch in _ok(cli("trash", "list"))
 

@@ -4,7 +4,22 @@ from __future__ import annotations
 
 import typer
 
-from tenantry.cli import audit, init, resources, serve, tenants, trash, worker
+from tenantry.cli import (
+    api_keys,
+    audit,
+    grants,
+    groups,
+    init,
+    members,
+    resources,
+    roles,
+    serve,
+    settings_cmd,
+    tenants,
+    trash,
+    users,
+    worker,
+)
 
 # Security: never print local variables in tracebacks; they may hold passwords or tokens.
 app = typer.Typer(
@@ -21,3 +36,11 @@ app.add_typer(tenants.app, name="tenants")
 app.add_typer(audit.app, name="audit")
 app.add_typer(resources.app, name="resources")
 app.add_typer(trash.app, name="trash")
+app.add_typer(users.app, name="users")
+app.add_typer(members.app, name="members")
+app.add_typer(roles.app, name="roles")
+app.add_typer(grants.app, name="grants")
+app.add_typer(settings_cmd.app, name="settings")
+app.add_typer(groups.app, name="groups")
+app.add_typer(api_keys.app, name="api-keys")
+app.add_typer(api_keys.aliases_app, name="aliases")

@@ -1,32 +1,51 @@
-"""`tenantry tenants list|create|delete|restore`."""
+"""`tenantry tenants list|create|rename|suspend|activate|delete|restore`."""
 
 from __future__ import annotations
 
 import typer
-from rich.table import Table
 
-from tenantry.cli.common import console, system_context
+from tenantry.cli.common import (
+    OUTPUT_OPTION,
+    YES_OPTION,
+    Output,
+    confirm,
+    console,
+    emit,
+    emit_one,
+    system_context,
+)
 from tenantry.services import tenants
 
 app = typer.Typer(no_args_is_help=True, help="Manage tenants.")
 
 
 @app.command("list")
-def list_tenants(q: str = typer.Option(None, help="Name or slug contains"), limit: int = 200) -> None:
+def list_tenants(
+    q: str = typer.Option(None, help="Name or slug contains"),
+    limit: int = 200,
+    output: Output = OUTPUT_OPTION,
+) -> None:
     with system_context("cli tenants list") as ctx:
-        table = Table("slug", "name", "status", "members", "resources", "id")
+        rows: list[dict[str, object]] = []
         cursor = None
-        shown = 0
-        while shown < limit:
-            page = tenants.list_tenants(ctx, limit=min(100, limit - shown), cursor=cursor, q=q)
+        while len(rows) < limit:
+            page = tenants.list_tenants(ctx, limit=min(100, limit - len(rows)), cursor=cursor, q=q)
             for v in page.items:
                 t = v.tenant
-                table.add_row(t.slug, t.name, t.status, str(v.member_count), str(v.resource_count), str(t.id))
-            shown += len(page.items)
+                rows.append(
+                    {
+                        "id": str(t.id),
+                        "slug": t.slug,
+                        "name": t.name,
+                        "status": t.status,
+                        "members": v.member_count,
+                        "resources": v.resource_count,
+                    }
+                )
             cursor = page.next_cursor
             if not cursor:
                 break
-    console.print(table)
+    emit(rows, ["slug", "name", "status", "members", "resources", "id"], output)
 
 
 @app.command("create")
@@ -45,8 +64,7 @@ def delete(tenant: str, yes: bool = typer.Option(False, "--yes", help="Do not as
             f"deleting [bold]{t.slug}[/bold] moves to the trash: "
             + ", ".join(f"{k}: {v}" for k, v in impact.items())
         )
-        if not yes and not typer.confirm("continue?"):
-            raise typer.Abort()
+        confirm("continue?", yes)
         slug = t.slug  # the trash expires loaded objects; read before the session closes
         batch, _ = tenants.delete_tenant(ctx, t)
     console.print(f"[yellow]deleted[/yellow] {slug} (batch {batch})")
@@ -57,3 +75,31 @@ def restore(tenant: str) -> None:
     with system_context("cli tenants restore") as ctx:
         slug = tenants.restore_tenant(ctx, tenants.find_deleted(ctx, tenant)).slug
     console.print(f"[green]restored[/green] {slug}")
+
+
+def _update(tenant: str, changes: dict[str, str], reason: str, output: Output) -> None:
+    with system_context(reason) as ctx:
+        t = tenants.update_tenant(ctx, tenants.find_visible(ctx, tenant), changes)
+        data = {"id": str(t.id), "slug": t.slug, "name": t.name, "status": t.status}
+    if output is Output.json:
+        emit_one(data, output)
+    else:
+        console.print(f"{data['slug']}: {data['name']} ({data['status']})")
+
+
+@app.command("rename")
+def rename(tenant: str, name: str, output: Output = OUTPUT_OPTION) -> None:
+    """Change the display name (the slug stays)."""
+    _update(tenant, {"name": name}, "cli tenants rename", output)
+
+
+@app.command("suspend")
+def suspend(tenant: str, yes: bool = YES_OPTION, output: Output = OUTPUT_OPTION) -> None:
+    """Close the tenant to its members until it is activated again."""
+    confirm(f"suspend {tenant}?", yes)
+    _update(tenant, {"status": "suspended"}, "cli tenants suspend", output)
+
+
+@app.command("activate")
+def activate(tenant: str, output: Output = OUTPUT_OPTION) -> None:
+    _update(tenant, {"status": "active"}, "cli tenants activate", output)

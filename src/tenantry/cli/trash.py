@@ -5,9 +5,8 @@ from __future__ import annotations
 import uuid
 
 import typer
-from rich.table import Table
 
-from tenantry.cli.common import console, settings, system_context
+from tenantry.cli.common import OUTPUT_OPTION, Output, confirm, console, emit, settings, system_context
 from tenantry.db.session import Database
 from tenantry.jobs.purge import purge_expired
 from tenantry.services import trash
@@ -16,20 +15,27 @@ app = typer.Typer(no_args_is_help=True, help="The trash: deleted objects until p
 
 
 @app.command("list")
-def list_trash(limit: int = 100) -> None:
+def list_trash(limit: int = 100, output: Output = OUTPUT_OPTION) -> None:
     with system_context("cli trash list") as ctx:
         page = trash.list_batches(ctx, limit=limit)
-        table = Table("batch", "what", "counts", "deleted by", "deleted at", "purge after")
-        for b in page.items:
-            table.add_row(
-                str(b.id),
-                f"{b.root_type}: {b.root_name}",
-                ", ".join(f"{k} {v}" for k, v in b.counts.items()),
-                b.deleted_by,
-                b.deleted_at.strftime("%Y-%m-%d %H:%M"),
-                b.purge_after.strftime("%Y-%m-%d"),
-            )
-    console.print(table)
+        rows = [
+            {
+                "batch": str(b.id),
+                "what": f"{b.root_type}: {b.root_name}",
+                "counts": b.counts
+                if output is Output.json
+                else ", ".join(f"{k} {v}" for k, v in b.counts.items()),
+                "deleted_by": b.deleted_by,
+                "deleted_at": b.deleted_at.isoformat()
+                if output is Output.json
+                else b.deleted_at.strftime("%Y-%m-%d %H:%M"),
+                "purge_after": b.purge_after.isoformat()
+                if output is Output.json
+                else b.purge_after.strftime("%Y-%m-%d"),
+            }
+            for b in page.items
+        ]
+    emit(rows, ["batch", "what", "counts", "deleted_by", "deleted_at", "purge_after"], output)
 
 
 @app.command("restore")
@@ -53,8 +59,7 @@ def purge(
         return
     if batch is None:
         raise typer.BadParameter("give a batch id or --expired")
-    if not yes and not typer.confirm("purging is permanent. continue?"):
-        raise typer.Abort()
+    confirm("purging is permanent. continue?", yes)
     with system_context("cli trash purge") as ctx:
         purged = trash.purge_batch(ctx, batch, confirm=True)
     console.print(f"[red]purged[/red] {purged}")

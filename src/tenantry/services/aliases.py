@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
+from tenantry.authz import Perm
 from tenantry.authz import cache as authz_cache
 from tenantry.authz import engine as authz
 from tenantry.db import core, scoping
@@ -132,6 +133,24 @@ def _record(ctx: ServiceContext, action: str, alias: User, **kw: Any) -> None:
 def list_aliases(ctx: ServiceContext, *, limit: int, cursor: str | None = None) -> Page[AliasView]:
     parent_id = _parent(ctx)
     stmt = select(User).where(User.parent_id == parent_id)
+    if cursor:
+        stmt = stmt.where(User.id > decode_uuid_cursor(cursor, "aliases"))
+    rows = list(ctx.session.scalars(stmt.order_by(User.id).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    assigned = _assigned(ctx, [a.id for a in rows])
+    return Page(
+        [AliasView(a, assigned[a.id]) for a in rows],
+        encode_cursor("aliases", str(rows[-1].id)) if more else None,
+    )
+
+
+def list_user_aliases(
+    ctx: ServiceContext, user_id: uuid.UUID, *, limit: int, cursor: str | None = None
+) -> Page[AliasView]:
+    """Account administration (the CLI): the aliases of one parent user."""
+    ctx.require(Perm.USER_READ, global_scope=True)
+    stmt = select(User).where(User.parent_id == user_id)
     if cursor:
         stmt = stmt.where(User.id > decode_uuid_cursor(cursor, "aliases"))
     rows = list(ctx.session.scalars(stmt.order_by(User.id).limit(limit + 1)))

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
-from tenantry.authz import visibility
+from tenantry.authz import Perm, visibility
 from tenantry.authz.engine import require_authenticated, require_key_scope, require_session
 from tenantry.db.tables import ApiKey, Tenant
 from tenantry.db.types import utcnow
@@ -104,6 +104,31 @@ def revoke_key(ctx: ServiceContext, key_id: uuid.UUID) -> None:
     n = ctx.session.execute(
         update(ApiKey)
         .where(ApiKey.id == key_id, ApiKey.user_id == ctx.principal.user_id, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    ).rowcount  # type: ignore[attr-defined]
+    if not n:
+        raise NotFound("API key")
+    audit.record(ctx, "api_key.revoke", target_type="api_key", target_id=key_id, tenant_id=None)
+
+
+def list_user_keys(ctx: ServiceContext, user_id: uuid.UUID) -> list[ApiKey]:
+    """Account administration (the CLI): a user's live keys, without their secrets."""
+    ctx.require(Perm.USER_READ, global_scope=True)
+    return list(
+        ctx.session.scalars(
+            select(ApiKey)
+            .where(ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))
+            .order_by(ApiKey.created_at.desc())
+        )
+    )
+
+
+def revoke_user_key(ctx: ServiceContext, user_id: uuid.UUID, key_id: uuid.UUID) -> None:
+    """Account administration (the CLI): revoke one of a user's keys."""
+    ctx.require(Perm.USER_MANAGE, global_scope=True)
+    n = ctx.session.execute(
+        update(ApiKey)
+        .where(ApiKey.id == key_id, ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))
         .values(revoked_at=utcnow())
     ).rowcount  # type: ignore[attr-defined]
     if not n:
