@@ -54,6 +54,7 @@ from tenantry.security.passwords import dummy_hash
 from tenantry.web.routes import members as console_members
 from tenantry.web.routes import pages as console_pages
 from tenantry.web.routes import sign_in as console_sign_in
+from tenantry.web.routes import users as console_users
 
 log = logging.getLogger("tenantry.http")
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -212,6 +213,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(console_sign_in.router)
     app.include_router(console_pages.router)
     app.include_router(console_members.router)
+    app.include_router(console_users.router)
     app.mount("/static", StaticFiles(directory=docs.STATIC_DIR), name="static")
     app.state.unenforced = []
     # Inner guard for bodies without Content-Length (chunked); the outer middleware answers the
