@@ -54,6 +54,7 @@ from tenantry.security.passwords import dummy_hash
 from tenantry.web.routes import audit_log as console_audit
 from tenantry.web.routes import members as console_members
 from tenantry.web.routes import pages as console_pages
+from tenantry.web.routes import roles as console_roles
 from tenantry.web.routes import sign_in as console_sign_in
 from tenantry.web.routes import users as console_users
 
@@ -216,6 +217,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(console_members.router)
     app.include_router(console_users.router)
     app.include_router(console_audit.router)
+    app.include_router(console_roles.router)
     app.mount("/static", StaticFiles(directory=docs.STATIC_DIR), name="static")
     app.state.unenforced = []
     # Inner guard for bodies without Content-Length (chunked); the outer middleware answers the

@@ -252,6 +252,8 @@ def _menu(ctx: ServiceContext, s: Shell) -> list[MenuItem]:
         items.append(MenuItem("/admin/tenants", gettext("Tenants")))
     if ctx.can(Perm.USER_READ, global_scope=True):
         items.append(MenuItem("/admin/users", gettext("Users")))
+    if (s.tenant is not None or s.all_mode) and ctx.can(Perm.ROLE_READ, global_scope=s.tenant is None):
+        items.append(MenuItem("/roles", gettext("Roles")))
     if (s.tenant is not None or s.all_mode) and ctx.can(Perm.AUDIT_READ, global_scope=s.tenant is None):
         items.append(MenuItem("/audit", gettext("Audit log")))
     if ctx.can(Perm.TRASH_READ, global_scope=s.tenant is None):
