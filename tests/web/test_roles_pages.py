@@ -12,9 +12,8 @@ XSS = "<script>alert(1)</script>"
 
 
 def _tenant_roles(db, personas) -> list[TenantRole]:
-    with db.unit_of_work() as session:
-        with scoping.in_tenant(session, personas.acme.id):
-            return list(session.scalars(select(TenantRole)))
+    with db.unit_of_work() as session, scoping.in_tenant(session, personas.acme.id):
+        return list(session.scalars(select(TenantRole)))
 
 
 def test_anonymous_is_sent_to_login(browser):
