@@ -51,6 +51,7 @@ from tenantry.db.session import Database
 from tenantry.jobs.runner import JobRunner
 from tenantry.logging import configure, request_id_var
 from tenantry.security.passwords import dummy_hash
+from tenantry.web.routes import api_keys as console_api_keys
 from tenantry.web.routes import audit_log as console_audit
 from tenantry.web.routes import members as console_members
 from tenantry.web.routes import pages as console_pages
@@ -218,6 +219,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(console_users.router)
     app.include_router(console_audit.router)
     app.include_router(console_roles.router)
+    app.include_router(console_api_keys.router)
     app.mount("/static", StaticFiles(directory=docs.STATIC_DIR), name="static")
     app.state.unenforced = []
     # Inner guard for bodies without Content-Length (chunked); the outer middleware answers the
