@@ -52,8 +52,14 @@ from tenantry.db.session import Database
 from tenantry.jobs.runner import JobRunner
 from tenantry.logging import configure, request_id_var
 from tenantry.security.passwords import dummy_hash
+from tenantry.web.routes import api_keys as console_api_keys
+from tenantry.web.routes import audit_log as console_audit
+from tenantry.web.routes import members as console_members
 from tenantry.web.routes import pages as console_pages
+from tenantry.web.routes import resources as console_resources
+from tenantry.web.routes import roles as console_roles
 from tenantry.web.routes import sign_in as console_sign_in
+from tenantry.web.routes import users as console_users
 
 log = logging.getLogger("tenantry.http")
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -212,6 +218,12 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     # The web console (server-rendered pages on the same services, engine and sign-in).
     app.include_router(console_sign_in.router)
     app.include_router(console_pages.router)
+    app.include_router(console_members.router)
+    app.include_router(console_users.router)
+    app.include_router(console_audit.router)
+    app.include_router(console_roles.router)
+    app.include_router(console_api_keys.router)
+    app.include_router(console_resources.router)
     app.mount("/static", StaticFiles(directory=docs.STATIC_DIR), name="static")
     app.state.unenforced = []
     # Inner guard for bodies without Content-Length (chunked); the outer middleware answers the

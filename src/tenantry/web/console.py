@@ -250,6 +250,12 @@ def _menu(ctx: ServiceContext, s: Shell) -> list[MenuItem]:
         items.append(MenuItem("/my-tenant", gettext("My tenant")))
     if s.may_all:
         items.append(MenuItem("/admin/tenants", gettext("Tenants")))
+    if ctx.can(Perm.USER_READ, global_scope=True):
+        items.append(MenuItem("/admin/users", gettext("Users")))
+    if (s.tenant is not None or s.all_mode) and ctx.can(Perm.ROLE_READ, global_scope=s.tenant is None):
+        items.append(MenuItem("/roles", gettext("Roles")))
+    if (s.tenant is not None or s.all_mode) and ctx.can(Perm.AUDIT_READ, global_scope=s.tenant is None):
+        items.append(MenuItem("/audit", gettext("Audit log")))
     if ctx.can(Perm.TRASH_READ, global_scope=s.tenant is None):
         items.append(MenuItem("/trash", gettext("Trash")))
     items.append(MenuItem("/profile", gettext("Profile")))

@@ -74,15 +74,6 @@ def switch_tenant(ctx: PageCtx, form: FormDep, request: Request) -> Response:
     return response
 
 
-@router.get("/my-tenant")
-def my_tenant(ctx: PageCtx, request: Request) -> Response:
-    """The selected tenant's profile (tenant admins); without a tenant: back to the dashboard."""
-    s = shell(ctx, request, need_tenant=True)
-    assert s.tenant is not None
-    ctx.require(Perm.TENANT_READ)
-    return render(request, "my_tenant.html", shell=s, view=tenants.view(ctx, s.tenant))
-
-
 # --- superadmin: tenants ----------------------------------------------------------------------------
 
 
