@@ -16,6 +16,7 @@ from tenantry.services.context import ServiceContext
 from tenantry.services.sessions import principal_of
 from tests.personas import PASSWORD
 from tests.security.helpers import NEW_PASSWORD, link_token, outbox, totp_code
+from tests.settings_helpers import require_2fa
 
 XSS = "<script>alert(1)</script>"
 PAGES = ["/dashboard", "/my-tenant", "/admin/tenants", "/trash", "/profile", "/setup-2fa"]
@@ -113,8 +114,7 @@ def test_login_with_a_recovery_code(browser, personas, clean_db):
 
 
 def test_restricted_session_reaches_only_the_2fa_setup(browser, personas, clean_db):
-    with clean_db.unit_of_work() as session:
-        session.scalar(select(Tenant).where(Tenant.slug == "acme")).require_2fa = True
+    require_2fa(clean_db, personas.acme.id)
     b = browser(None)
     r = b.client.post(
         "/login", data={"email": "acme.member@example.com", "password": PASSWORD}, follow_redirects=False
