@@ -109,11 +109,24 @@ def forgot(ctx: AnonCtxDep, form: FormDep, request: Request) -> Response:
     return render(request, "forgot.html", sent=True, error=None, email="")
 
 
+def _password_form(
+    request: Request, *, token: str, mode: str, error: str | None = None, status: int = 200
+) -> Response:
+    """The set-a-password page of a reset link or an invitation, with the rules explained."""
+    return render(
+        request,
+        "set_password.html",
+        status=status,
+        token=token,
+        mode=mode,
+        error=error,
+        rules=password_rules(request),
+    )
+
+
 @router.get("/reset-password")
 def reset_page(request: Request, token: Token = "") -> Response:
-    return render(
-        request, "set_password.html", token=token, mode="reset", error=None, rules=password_rules(request)
-    )
+    return _password_form(request, token=token, mode="reset")
 
 
 @router.post("/reset-password", dependencies=[SameOrigin])
@@ -122,29 +135,14 @@ def reset(ctx: AnonCtxDep, form: FormDep, request: Request) -> Response:
     try:
         invitations.reset_password(ctx, token=token, new_password=password)
     except (Invalid, Unauthenticated) as exc:
-        return render(
-            request,
-            "set_password.html",
-            status=400,
-            token=token,
-            mode="reset",
-            error=exc.detail,
-            rules=password_rules(request),
-        )
+        return _password_form(request, token=token, mode="reset", error=exc.detail, status=400)
     ctx.commit()
     return render(request, "password_set.html", mode="reset")
 
 
 @router.get("/invitations/accept")
 def accept_page(request: Request, token: Token = "") -> Response:
-    return render(
-        request,
-        "set_password.html",
-        token=token,
-        mode="invitation",
-        error=None,
-        rules=password_rules(request),
-    )
+    return _password_form(request, token=token, mode="invitation")
 
 
 @router.post("/invitations/accept", dependencies=[SameOrigin])
@@ -153,15 +151,7 @@ def accept(ctx: AnonCtxDep, form: FormDep, request: Request) -> Response:
     try:
         invitations.accept_invitation(ctx, token=token, password=password)
     except (Invalid, Unauthenticated) as exc:
-        return render(
-            request,
-            "set_password.html",
-            status=400,
-            token=token,
-            mode="invitation",
-            error=exc.detail,
-            rules=password_rules(request),
-        )
+        return _password_form(request, token=token, mode="invitation", error=exc.detail, status=400)
     ctx.commit()
     # The password is set; the browser signs in with it (and the second factor, once set up).
     return render(request, "password_set.html", mode="invitation")
