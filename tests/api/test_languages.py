@@ -157,3 +157,47 @@ def test_impersonation_start_notifies_target_in_their_language_with_branding(app
     assert "superadmin@example.com" in msg.subject and "in Ihrem Namen" in msg.subject
     assert "ticket 4711" in msg.body_text
     assert msg.body_html is not None and LOGO in msg.body_html
+
+
+def test_tenant_sender_name_reply_to_and_system_sender_come_from_the_settings(
+    api,
+    app,
+    personas,
+    clean_db,
+    smtp_sink,  # noqa: F811
+):
+    """notifications.sender_name / reply_to (tenant) and mail.sender (system) reach the SMTP server."""
+    r = api("acme_admin").put(
+        "/api/v1/tenants/acme/settings/notifications",
+        json={"sender_name": "Acme Support", "reply_to": "support@acme.example"},
+    )
+    assert r.status_code == 200, r.text
+    r = api("superadmin").put("/api/v1/settings/mail", json={"sender": "Ops <ops@tenantry.example>"})
+    assert r.status_code == 200, r.text
+    app.state.settings.smtp_url = smtp_sink.url
+    to = personas.users["globex_member"].email
+    r = api("acme_admin").post(
+        "/api/v1/tenants/acme/members",
+        json={"user_id": str(personas.users["globex_member"].id), "role": "viewer"},
+    )
+    assert r.status_code in (200, 201, 202), r.text
+    assert deliver_due(clean_db, app.state.settings) == 1
+    [received] = smtp_sink.to(to)
+    assert parseaddr(received.msg["From"]) == ("Acme Support", "ops@tenantry.example")
+    assert received.msg["Reply-To"] == "support@acme.example"
+
+
+def test_impersonation_notice_follows_the_tenants_setting(app, api, personas, clean_db):
+    app.state.settings.impersonation = True
+    r = api("acme_admin").put(
+        "/api/v1/tenants/acme/settings/security", json={"impersonation_notice_mail": False}
+    )
+    assert r.status_code == 200, r.text
+    r = api("superadmin").post(
+        "/api/v1/impersonation",
+        json={"user_id": str(personas.users["acme_member"].id), "reason": "ticket 4712", "minutes": 30},
+    )
+    assert r.status_code in (200, 201), r.text
+    with clean_db.sessions() as s:
+        kinds = s.scalars(select(OutboxMessage.kind)).all()
+    assert "impersonation_notice" not in kinds

@@ -65,7 +65,7 @@ class SecuritySettings(Category):
     # Whether this tenant's members may be impersonated, for how long, and whether they are told.
     # TENANTRY_IMPERSONATION=off switches impersonation off whatever these say (DESIGN §1).
     impersonation_allowed: bool = setting(tenant=True)
-    impersonation_notice_mail: bool = setting(False, tenant=True)
+    impersonation_notice_mail: bool = setting(True, tenant=True)
     impersonation_max_minutes: int = setting(tenant=True, ge=1, le=24 * 60)
 
 
