@@ -84,9 +84,17 @@ def test_docs_page_renders_offline_under_its_csp(live_url: str) -> None:
             response = page.goto(live_url + "/api/docs")
             assert response is not None and response.status == 200
             assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
-            # Swagger UI fetched the OpenAPI document and rendered the operations.
+            # Swagger UI fetched the OpenAPI document and rendered the operations. It renders the
+            # tag sections as they scroll into view: scroll down until the tenants appear.
+            expect(page.locator(".opblock").first).to_be_visible(timeout=20_000)
             operation = page.locator(".opblock-summary-path", has_text="/api/v1/tenants").first
-            expect(operation).to_be_visible(timeout=20_000)
+            for _ in range(60):
+                if operation.count():
+                    break
+                page.mouse.wheel(0, 2000)
+                page.wait_for_timeout(250)
+            operation.scroll_into_view_if_needed()
+            expect(operation).to_be_visible(timeout=10_000)
             expect(page.locator(".opblock").first).to_be_visible()
             # Open one operation: its details render too (scripts work under the policy).
             operation.click()

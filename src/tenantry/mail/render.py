@@ -83,7 +83,10 @@ _NODES = (
 FILTERS = frozenset({"upper", "lower", "title", "capitalize", "trim", "e", "escape", "default", "d"})
 TESTS = frozenset({"defined", "undefined", "none", "string", "number"})
 MAX_SUBJECT = 1000
-MAX_BODY = 100_000
+# Characters per text or HTML part. A template at both limits, every character sent as a JSON
+# escape (12 bytes for a pair), still fits the default 1 MiB request body: valid input is never
+# refused as too large.
+MAX_BODY = 40_000
 
 
 def header_safe(value: str) -> str:
