@@ -30,9 +30,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if selected() == "postgres":
         # Browser and process tests drive what a real client sees; the database behind adds
         # nothing a second run would catch (the API suites run on both).
+        # The console's page tests and the CLI's command tests check the layer in front of the
+        # services (forms, redirects, output, exit codes); the services below them run on both
+        # databases through the API suites.
         once = pytest.mark.skip(reason="runs once, on the SQLite pass")
         for item in items:
-            if "e2e" in item.keywords:
+            front = item.nodeid.startswith(("tests/web/", "tests/unit/test_cli"))
+            if "e2e" in item.keywords or front:
                 item.add_marker(once)
         return
     skip = pytest.mark.skip(reason="PostgreSQL only (set TENANTRY_TEST_BACKEND=postgres)")
