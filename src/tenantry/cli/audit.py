@@ -27,7 +27,7 @@ def export(
     """Export audit events as JSON lines, oldest first."""
     with system_context("cli audit export") as ctx:
         if tenant:
-            ctx.enter(tenants.find_visible(ctx, tenant))
+            tenants.enter_tenant(ctx, tenant)
         flt = audit.AuditFilter(action=action)
         with Progress(transient=True, disable=output is sys.stdout or not sys.stderr.isatty()) as progress:
             task = progress.add_task("exporting", total=None)

@@ -100,6 +100,14 @@ def system_context(reason: str) -> Iterator[ServiceContext]:
         db.dispose()
 
 
+def enter_if_given(ctx: ServiceContext, tenant: str | None) -> None:
+    """`--tenant T` selects that tenant (the service's own lookup and rules); none: global."""
+    if tenant:
+        from tenantry.services import tenants
+
+        tenants.enter_tenant(ctx, tenant)
+
+
 def confirm(question: str, yes: bool) -> None:
     """Ask before a destructive step; without a terminal, refuse unless --yes (exit 2)."""
     if yes:

@@ -16,12 +16,12 @@ from tenantry.cli.common import (
     console,
     emit,
     emit_one,
+    enter_if_given,
     system_context,
 )
 from tenantry.cli.users import find_user
 from tenantry.errors import Invalid
-from tenantry.services import grants, tenants
-from tenantry.services.context import ServiceContext
+from tenantry.services import grants
 from tenantry.services.grants import GrantView
 
 app = typer.Typer(no_args_is_help=True, help="Manage role grants (global, or a tenant's with --tenant).")
@@ -34,11 +34,6 @@ def row(g: GrantView) -> dict[str, Any]:
     return {k: str(v) if isinstance(v, uuid.UUID) else v for k, v in dataclasses.asdict(g).items()}
 
 
-def _enter(ctx: ServiceContext, tenant: str | None) -> None:
-    if tenant:
-        ctx.enter(tenants.find_visible(ctx, tenant))
-
-
 @app.command("list")
 def list_grants(
     tenant: str = TENANT_OPTION,
@@ -47,7 +42,7 @@ def list_grants(
     output: Output = OUTPUT_OPTION,
 ) -> None:
     with system_context("cli grants list") as ctx:
-        _enter(ctx, tenant)
+        enter_if_given(ctx, tenant)
         principal_id = find_user(ctx, user).id if user else None
         rows = [row(g) for g in grants.list_grants(ctx, principal_id=principal_id, role=role)]
     emit(rows, COLUMNS, output)
@@ -63,7 +58,7 @@ def add(
     output: Output = OUTPUT_OPTION,
 ) -> None:
     with system_context("cli grants add") as ctx:
-        _enter(ctx, tenant)
+        enter_if_given(ctx, tenant)
         if (user is None) == (group is None):
             raise Invalid("give exactly one of --user and --group", code="invalid_principal")
         principal_type, principal_id = ("user", find_user(ctx, user).id) if user else ("group", group)
@@ -81,6 +76,6 @@ def add(
 def remove(grant: uuid.UUID, tenant: str = TENANT_OPTION, yes: bool = YES_OPTION) -> None:
     confirm(f"remove grant {grant}?", yes)
     with system_context("cli grants remove") as ctx:
-        _enter(ctx, tenant)
+        enter_if_given(ctx, tenant)
         grants.delete_grant(ctx, grant)
     console.print(f"[yellow]removed[/yellow] grant {grant}")

@@ -41,7 +41,7 @@ def list_members(
     tenant: str = TENANT_OPTION, q: str = typer.Option(None), limit: int = 500, output: Output = OUTPUT_OPTION
 ) -> None:
     with system_context("cli members list") as ctx:
-        ctx.enter(tenants.find_visible(ctx, tenant))
+        tenants.enter_tenant(ctx, tenant)
         rows: list[dict[str, Any]] = []
         cursor = None
         while len(rows) < limit:
@@ -78,7 +78,7 @@ def add(
 def remove(user: str, tenant: str = TENANT_OPTION, yes: bool = YES_OPTION) -> None:
     confirm(f"remove {user} from {tenant}?", yes)
     with system_context("cli members remove") as ctx:
-        ctx.enter(tenants.find_visible(ctx, tenant))
+        tenants.enter_tenant(ctx, tenant)
         u = find_user(ctx, user)
         memberships.remove_member(ctx, u.id)
         email = u.email
@@ -88,7 +88,7 @@ def remove(user: str, tenant: str = TENANT_OPTION, yes: bool = YES_OPTION) -> No
 @app.command("set-role")
 def set_role(user: str, role: str, tenant: str = TENANT_OPTION, output: Output = OUTPUT_OPTION) -> None:
     with system_context("cli members set-role") as ctx:
-        ctx.enter(tenants.find_visible(ctx, tenant))
+        tenants.enter_tenant(ctx, tenant)
         data = row(memberships.change_member_role(ctx, find_user(ctx, user).id, role=role))
     if output is Output.json:
         emit_one(data, output)

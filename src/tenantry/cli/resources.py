@@ -22,7 +22,7 @@ app = typer.Typer(no_args_is_help=True, help="Export and import a tenant's resou
 def export(tenant: str, output: typer.FileTextWrite = typer.Option("-", "--output", "-o")) -> None:
     """Parents before children, so an import can resolve them in one pass."""
     with system_context("cli resources export") as ctx:
-        ctx.enter(tenants.find_visible(ctx, tenant))
+        tenants.enter_tenant(ctx, tenant)
         total = ctx.session.scalar(select(func.count()).select_from(Resource)) or 0
         with Progress(disable=output is sys.stdout or not sys.stderr.isatty()) as progress:
             task = progress.add_task("exporting", total=total)
@@ -63,7 +63,7 @@ def import_(tenant: str, source: typer.FileText = typer.Option("-", "--input", "
     ids: dict[str, str] = {}
     pending = lines
     with system_context("cli resources import") as ctx:
-        ctx.enter(tenants.find_visible(ctx, tenant))
+        tenants.enter_tenant(ctx, tenant)
         refs = {t.key: t.references for t in ctx.session.scalars(select(ResourceType))}
         with Progress(disable=not sys.stderr.isatty()) as progress:
             task = progress.add_task("importing", total=len(lines))

@@ -14,10 +14,10 @@ from tenantry.cli.common import (
     console,
     emit,
     emit_one,
+    enter_if_given,
     system_context,
 )
-from tenantry.services import roles, tenants
-from tenantry.services.context import ServiceContext
+from tenantry.services import roles
 from tenantry.services.roles import RoleView
 
 app = typer.Typer(no_args_is_help=True, help="Manage roles (global, or a tenant's with --tenant).")
@@ -39,15 +39,10 @@ def row(r: RoleView) -> dict[str, Any]:
     }
 
 
-def _enter(ctx: ServiceContext, tenant: str | None) -> None:
-    if tenant:
-        ctx.enter(tenants.find_visible(ctx, tenant))
-
-
 @app.command("list")
 def list_roles(tenant: str = TENANT_OPTION, output: Output = OUTPUT_OPTION) -> None:
     with system_context("cli roles list") as ctx:
-        _enter(ctx, tenant)
+        enter_if_given(ctx, tenant)
         rows = [row(r) for r in roles.list_roles(ctx)]
     emit(rows, COLUMNS, output)
 
@@ -55,7 +50,7 @@ def list_roles(tenant: str = TENANT_OPTION, output: Output = OUTPUT_OPTION) -> N
 @app.command("show")
 def show(key: str, tenant: str = TENANT_OPTION, output: Output = OUTPUT_OPTION) -> None:
     with system_context("cli roles show") as ctx:
-        _enter(ctx, tenant)
+        enter_if_given(ctx, tenant)
         data = row(roles.get_role(ctx, key))
     emit_one(data, output)
 
@@ -71,7 +66,7 @@ def create(
     output: Output = OUTPUT_OPTION,
 ) -> None:
     with system_context("cli roles create") as ctx:
-        _enter(ctx, tenant)
+        enter_if_given(ctx, tenant)
         view = roles.create_role(
             ctx,
             key=key,
@@ -91,6 +86,6 @@ def create(
 def delete(key: str, tenant: str = TENANT_OPTION, yes: bool = YES_OPTION) -> None:
     confirm(f"delete role {key}?", yes)
     with system_context("cli roles delete") as ctx:
-        _enter(ctx, tenant)
+        enter_if_given(ctx, tenant)
         roles.delete_role(ctx, key)
     console.print(f"[yellow]deleted[/yellow] role {key}")
