@@ -21,7 +21,7 @@ def serve(
     port: int = typer.Option(8000, help="Port to listen on"),
     workers: int = typer.Option(1, min=1, help="Worker processes"),
 ) -> None:
-    """Serve the API (and, in later releases, the console) with uvicorn.
+    """Serve the API and the web console with uvicorn.
 
     With several workers each accepts on its own socket (SO_REUSEPORT), so connections spread
     over them; see `tenantry.cli.server`.
